@@ -1,0 +1,30 @@
+//! stsdns: an authoritative DNS server for Kubernetes headless Services and StatefulSets.
+//!
+//! # Layout
+//!
+//! Data flows one way, and each module talks only to the one below it:
+//!
+//! ```text
+//!  feed ──objects──▶ model ──ClusterState──▶ records ──Snapshot──▶ snapshot ──▶ server
+//!  (files)           (slim types,           (name → answers,       (ArcSwap:    (UDP/TCP,
+//!                     endpoints derived)     built once per change)  one writer)  hickory)
+//! ```
+//!
+//! - [`feed`] reads Kubernetes objects (Service, EndpointSlice, Pod, StatefulSet) from manifests
+//!   and reports bad documents with their file, document, line and object.
+//! - [`model`] keeps only what DNS needs of those objects ([`model::ClusterState`]), derives the
+//!   endpoints of Services that have no EndpointSlice as the EndpointSlice controller would,
+//!   and diagnoses broken StatefulSets ([`model::diagnose`]).
+//! - [`records`] turns a cluster state into an immutable [`snapshot::Snapshot`]: every name the
+//!   zone answers, with its answers settled in advance, so a query is one hash lookup.
+//! - [`snapshot`] publishes snapshots atomically: queries never wait for an update.
+//! - [`server`] answers DNS over UDP and TCP from the current snapshot.
+//! - [`config`] holds the validated settings; [`app`] wires everything together.
+
+pub mod app;
+pub mod config;
+pub mod feed;
+pub mod model;
+pub mod records;
+pub mod server;
+pub mod snapshot;

@@ -1,0 +1,689 @@
+//! Kubernetes API objects → model: the only place besides the feeds that sees API structs.
+//!
+//! A document is a JSON value (YAML is turned into one by the feed). It is checked for
+//! `apiVersion`/`kind`, deserialized into its `k8s-openapi` type (so every field has the type
+//! Kubernetes gives it), then cut down to the model. Errors name the object and the field.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::types::*;
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Why a document could not be turned into a model object.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The document is not a mapping.
+    #[error(
+        "the document is not a mapping (a Kubernetes object has apiVersion, kind and metadata)"
+    )]
+    NotAnObject,
+    /// `kind` is missing.
+    #[error("the object has no kind")]
+    MissingKind,
+    /// The kind is one we use, but under an apiVersion we do not read.
+    #[error("{kind} {object}: apiVersion {api_version:?} is not supported (use {expected})")]
+    UnsupportedApiVersion {
+        /// The object's kind.
+        kind: String,
+        /// `namespace/name`, as far as known.
+        object: String,
+        /// What the document says.
+        api_version: String,
+        /// What we read.
+        expected: &'static str,
+    },
+    /// `metadata.name` is missing.
+    #[error("{kind} without metadata.name")]
+    MissingName {
+        /// The object's kind.
+        kind: String,
+    },
+    /// A field has the wrong type or is missing.
+    #[error("{kind} {object}: field {path}: {source}")]
+    Field {
+        /// The object's kind.
+        kind: String,
+        /// `namespace/name`.
+        object: String,
+        /// The field's path, e.g. `spec.ports[0].port`.
+        path: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value has the right type but is not valid.
+    #[error("{kind} {object}: {message}")]
+    Invalid {
+        /// The object's kind.
+        kind: String,
+        /// `namespace/name`.
+        object: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What a document turned out to be.
+#[derive(Debug)]
+pub enum Document {
+    /// An object we use.
+    Object(Object),
+    /// A list (`kind: List`, `ServiceList`, …): its items, to be converted one by one.
+    List(Vec<Value>),
+    /// A kind we do not use (ConfigMap, Deployment, …): skipped.
+    Ignored {
+        /// Its kind.
+        kind: String,
+        /// Whether Kubernetes has such a kind at all: a misspelt kind deserves a warning.
+        known: bool,
+    },
+    /// A known kind under an old apiVersion that we still read, with a hint.
+    Deprecated(Object, String),
+}
+
+/// Kinds of the Kubernetes API that stsdns does not use; anything outside this list and the four
+/// kinds we read is probably a typo.
+const OTHER_KNOWN_KINDS: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Endpoints",
+    "Ingress",
+    "IngressClass",
+    "NetworkPolicy",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "StorageClass",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Node",
+    "Event",
+    "LimitRange",
+    "ResourceQuota",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "CustomResourceDefinition",
+    "ReplicationController",
+    "ControllerRevision",
+    "Lease",
+    "PriorityClass",
+    "PodTemplate",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "RuntimeClass",
+    "Status",
+];
+
+/// Converts one document: an object, a list, or something skipped.
+pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
+    let Value::Object(map) = &doc else {
+        return Err(ConvertError::NotAnObject);
+    };
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or(ConvertError::MissingKind)?
+        .to_owned();
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+
+    if kind == "List" || (kind.ends_with("List") && map.contains_key("items")) {
+        let items = match map.get("items") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => {
+                return Err(ConvertError::Invalid {
+                    kind,
+                    object: String::new(),
+                    message: "items is not a list".into(),
+                });
+            }
+        };
+        return Ok(Document::List(items));
+    }
+
+    let expected = match kind.as_str() {
+        "Service" | "Pod" => "v1",
+        "EndpointSlice" => "discovery.k8s.io/v1",
+        "StatefulSet" => "apps/v1",
+        _ => {
+            let known = OTHER_KNOWN_KINDS.contains(&kind.as_str());
+            return Ok(Document::Ignored { kind, known });
+        }
+    };
+    let object_name = describe_meta(map);
+    let deprecated = if api_version == expected {
+        None
+    } else if kind == "StatefulSet"
+        && matches!(api_version.as_str(), "apps/v1beta1" | "apps/v1beta2")
+    {
+        Some(format!(
+            "{kind} {object_name}: apiVersion {api_version} was removed in Kubernetes 1.16; read as apps/v1"
+        ))
+    } else {
+        return Err(ConvertError::UnsupportedApiVersion {
+            kind,
+            object: object_name,
+            api_version,
+            expected,
+        });
+    };
+
+    let object = match kind.as_str() {
+        "Service" => Object::Service(service(typed(doc, &kind)?)?),
+        "Pod" => Object::Pod(pod(typed(lenient_pod(doc), &kind)?)?),
+        "EndpointSlice" => Object::EndpointSlice(endpoint_slice(typed(doc, &kind)?)?),
+        _ => {
+            let (doc, had_selector) = lenient_statefulset(doc);
+            Object::StatefulSet(statefulset(typed(doc, &kind)?, had_selector)?)
+        }
+    };
+    Ok(match deprecated {
+        Some(hint) => Document::Deprecated(object, hint),
+        None => Document::Object(object),
+    })
+}
+
+/// `namespace/name` from raw metadata, for messages about objects that fail to deserialize.
+fn describe_meta(map: &serde_json::Map<String, Value>) -> String {
+    let meta = map.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<no name>");
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    format!("{namespace}/{name}")
+}
+
+/// Deserializes into a `k8s-openapi` type, naming the field that failed.
+fn typed<T: serde::de::DeserializeOwned>(doc: Value, kind: &str) -> Result<T, ConvertError> {
+    let object = match &doc {
+        Value::Object(map) => describe_meta(map),
+        _ => String::new(),
+    };
+    serde_path_to_error::deserialize(doc).map_err(|err| ConvertError::Field {
+        kind: kind.to_owned(),
+        object,
+        path: err.path().to_string(),
+        source: err.into_inner(),
+    })
+}
+
+/// Hand-written Pods often leave out `spec.containers`; DNS does not need them.
+fn lenient_pod(mut doc: Value) -> Value {
+    if let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("containers")
+            .or_insert_with(|| Value::Array(Vec::new()));
+    }
+    doc
+}
+
+/// A StatefulSet without `spec.selector` is one of the mistakes `check` explains, so it must
+/// still load: the selector is filled in for deserialization and remembered as missing.
+fn lenient_statefulset(mut doc: Value) -> (Value, bool) {
+    let mut had_selector = true;
+    if let Some(map) = doc.as_object_mut() {
+        map.entry("spec")
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    if let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) {
+        if !spec.contains_key("selector") {
+            had_selector = false;
+            spec.insert("selector".into(), Value::Object(Default::default()));
+        }
+        spec.entry("template")
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    (doc, had_selector)
+}
+
+fn invalid(
+    kind: &str,
+    object: &impl std::fmt::Display,
+    message: impl Into<String>,
+) -> ConvertError {
+    ConvertError::Invalid {
+        kind: kind.into(),
+        object: object.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Namespace and name from metadata; the namespace defaults to `default` as `kubectl apply` does.
+fn names(meta: &meta::ObjectMeta, kind: &str) -> Result<(Namespace, String), ConvertError> {
+    let name = meta
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ConvertError::MissingName { kind: kind.into() })?;
+    let namespace_text = meta.namespace.as_deref().unwrap_or("default");
+    let namespace = Namespace::new(namespace_text).map_err(|e| {
+        invalid(
+            kind,
+            &format!("{namespace_text}/{name}"),
+            format!("metadata.namespace: {e}"),
+        )
+    })?;
+    Ok((namespace, name))
+}
+
+fn object_key(meta: &meta::ObjectMeta, kind: &str) -> Result<ObjectKey, ConvertError> {
+    let (namespace, name) = names(meta, kind)?;
+    Ok(ObjectKey {
+        namespace,
+        name: Arc::from(name),
+    })
+}
+
+fn protocol(
+    value: Option<&str>,
+    kind: &str,
+    object: &impl std::fmt::Display,
+) -> Result<Protocol, ConvertError> {
+    match value.unwrap_or("TCP").to_ascii_uppercase().as_str() {
+        "TCP" => Ok(Protocol::Tcp),
+        "UDP" => Ok(Protocol::Udp),
+        "SCTP" => Ok(Protocol::Sctp),
+        other => Err(invalid(
+            kind,
+            object,
+            format!("unknown protocol {other:?} (TCP, UDP or SCTP)"),
+        )),
+    }
+}
+
+fn port_number(
+    value: i32,
+    kind: &str,
+    object: &impl std::fmt::Display,
+    field: &str,
+) -> Result<u16, ConvertError> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| {
+            invalid(
+                kind,
+                object,
+                format!("{field}: {value} is not a port number (1-65535)"),
+            )
+        })
+}
+
+fn ip(
+    value: &str,
+    kind: &str,
+    object: &impl std::fmt::Display,
+    field: &str,
+) -> Result<IpAddr, ConvertError> {
+    value.parse().map_err(|_| {
+        invalid(
+            kind,
+            object,
+            format!("{field}: {value:?} is not an IP address"),
+        )
+    })
+}
+
+/// v1 Service → [`Service`].
+pub fn service(svc: core::Service) -> Result<Service, ConvertError> {
+    const KIND: &str = "Service";
+    let (namespace, name) = names(&svc.metadata, KIND)?;
+    let object = format!("{namespace}/{name}");
+    let name = ServiceName::new(&name)
+        .map_err(|e| invalid(KIND, &object, format!("metadata.name: {e}")))?;
+    let spec = svc.spec.unwrap_or_default();
+
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        let target = spec
+            .external_name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| invalid(KIND, &object, "type ExternalName without spec.externalName"))?;
+        ServiceKind::ExternalName(target.trim_end_matches('.').to_ascii_lowercase())
+    } else {
+        let ips: Vec<String> = match (spec.cluster_ips, spec.cluster_ip) {
+            (Some(ips), _) if !ips.is_empty() => ips,
+            (_, Some(ip)) if !ip.is_empty() => vec![ip],
+            _ => Vec::new(),
+        };
+        if ips.iter().any(|ip| ip == "None") {
+            ServiceKind::Headless
+        } else {
+            let mut parsed = Vec::new();
+            for (i, text) in ips.iter().enumerate() {
+                let addr = ip(text, KIND, &object, &format!("spec.clusterIPs[{i}]"))?;
+                if !parsed.contains(&addr) {
+                    parsed.push(addr);
+                }
+            }
+            ServiceKind::ClusterIp(parsed)
+        }
+    };
+
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.unwrap_or_default().into_iter().enumerate() {
+        let port = port_number(p.port, KIND, &object, &format!("spec.ports[{i}].port"))?;
+        let target_port = match p.target_port {
+            None => TargetPort::Number(port),
+            Some(IntOrString::Int(n)) => TargetPort::Number(port_number(
+                n,
+                KIND,
+                &object,
+                &format!("spec.ports[{i}].targetPort"),
+            )?),
+            Some(IntOrString::String(s)) => match s.parse::<i32>() {
+                Ok(n) => TargetPort::Number(port_number(
+                    n,
+                    KIND,
+                    &object,
+                    &format!("spec.ports[{i}].targetPort"),
+                )?),
+                Err(_) => TargetPort::Named(s),
+            },
+        };
+        ports.push(ServicePort {
+            name: p
+                .name
+                .filter(|n| !n.is_empty())
+                .map(|n| n.to_ascii_lowercase()),
+            protocol: protocol(p.protocol.as_deref(), KIND, &object)?,
+            port,
+            target_port,
+        });
+    }
+
+    Ok(Service {
+        key: ServiceKey { namespace, name },
+        kind,
+        ports,
+        selector: spec.selector.filter(|s| !s.is_empty()),
+        publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
+    })
+}
+
+/// discovery.k8s.io/v1 EndpointSlice → [`EndpointSlice`].
+pub fn endpoint_slice(slice: discovery::EndpointSlice) -> Result<EndpointSlice, ConvertError> {
+    const KIND: &str = "EndpointSlice";
+    let key = object_key(&slice.metadata, KIND)?;
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(|n| {
+            ServiceName::new(n)
+                .map_err(|e| invalid(KIND, &key, format!("label {SERVICE_NAME_LABEL}: {e}")))
+        })
+        .transpose()?;
+    let fqdn = match slice.address_type.as_str() {
+        "IPv4" | "IPv6" => false,
+        "FQDN" => true,
+        other => {
+            return Err(invalid(
+                KIND,
+                &key,
+                format!("unknown addressType {other:?} (IPv4, IPv6 or FQDN)"),
+            ));
+        }
+    };
+
+    let mut ports = Vec::new();
+    for (i, p) in slice.ports.unwrap_or_default().into_iter().enumerate() {
+        // A port without a number means "all ports": it has no SRV record.
+        let Some(number) = p.port else { continue };
+        ports.push(EndpointPort {
+            name: p
+                .name
+                .filter(|n| !n.is_empty())
+                .map(|n| n.to_ascii_lowercase()),
+            protocol: protocol(p.protocol.as_deref(), KIND, &key)?,
+            port: port_number(number, KIND, &key, &format!("ports[{i}].port"))?,
+        });
+    }
+
+    let mut endpoints = Vec::new();
+    for (i, ep) in slice.endpoints.unwrap_or_default().into_iter().enumerate() {
+        if fqdn {
+            continue;
+        }
+        let mut addresses = Vec::new();
+        for (j, a) in ep.addresses.iter().enumerate() {
+            addresses.push(ip(
+                a,
+                KIND,
+                &key,
+                &format!("endpoints[{i}].addresses[{j}]"),
+            )?);
+        }
+        let hostname = ep
+            .hostname
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                Hostname::new(&h)
+                    .map_err(|e| invalid(KIND, &key, format!("endpoints[{i}].hostname: {e}")))
+            })
+            .transpose()?;
+        let pod_name = ep
+            .target_ref
+            .filter(|r| r.kind.as_deref() == Some("Pod"))
+            .and_then(|r| r.name)
+            .map(Arc::from);
+        endpoints.push(Endpoint {
+            addresses,
+            ready: ep.conditions.and_then(|c| c.ready).unwrap_or(true),
+            hostname,
+            pod_name,
+        });
+    }
+    Ok(EndpointSlice {
+        key,
+        service,
+        ports,
+        endpoints,
+    })
+}
+
+/// v1 Pod → [`Pod`].
+pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
+    const KIND: &str = "Pod";
+    let key = object_key(&pod.metadata, KIND)?;
+    let spec = pod.spec.unwrap_or_default();
+    let status = pod.status.unwrap_or_default();
+
+    let hostname = spec
+        .hostname
+        .filter(|h| !h.is_empty())
+        .map(|h| Hostname::new(&h).map_err(|e| invalid(KIND, &key, format!("spec.hostname: {e}"))))
+        .transpose()?;
+
+    let mut ips = Vec::new();
+    let texts: Vec<String> = match (status.pod_ips, status.pod_ip) {
+        (Some(list), _) if !list.is_empty() => list.into_iter().map(|p| p.ip).collect(),
+        (_, Some(ip)) if !ip.is_empty() => vec![ip],
+        _ => Vec::new(),
+    };
+    for (i, text) in texts.iter().enumerate() {
+        let addr = ip(text, KIND, &key, &format!("status.podIPs[{i}]"))?;
+        if !ips.contains(&addr) {
+            ips.push(addr);
+        }
+    }
+
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+
+    let mut container_ports = Vec::new();
+    for c in &spec.containers {
+        for p in c.ports.iter().flatten() {
+            container_ports.push(ContainerPort {
+                name: p.name.clone(),
+                protocol: protocol(p.protocol.as_deref(), KIND, &key)?,
+                port: port_number(
+                    p.container_port,
+                    KIND,
+                    &key,
+                    "spec.containers[].ports[].containerPort",
+                )?,
+            });
+        }
+    }
+
+    Ok(Pod {
+        key,
+        labels: pod.metadata.labels.unwrap_or_default(),
+        hostname,
+        subdomain: spec.subdomain.filter(|s| !s.is_empty()),
+        ips,
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        container_ports,
+    })
+}
+
+/// apps/v1 StatefulSet → [`StatefulSet`].
+pub fn statefulset(
+    sts: apps::StatefulSet,
+    had_selector: bool,
+) -> Result<StatefulSet, ConvertError> {
+    const KIND: &str = "StatefulSet";
+    let key = object_key(&sts.metadata, KIND)?;
+    let spec = sts.spec;
+    let selector = if had_selector {
+        Some(label_selector(spec.selector, &key)?)
+    } else {
+        None
+    };
+    Ok(StatefulSet {
+        key,
+        service_name: spec.service_name.filter(|s| !s.is_empty()),
+        replicas: spec.replicas.unwrap_or(1),
+        selector,
+        template_labels: spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default(),
+    })
+}
+
+fn label_selector(
+    sel: meta::LabelSelector,
+    key: &ObjectKey,
+) -> Result<LabelSelector, ConvertError> {
+    let mut match_expressions = Vec::new();
+    for req in sel.match_expressions.unwrap_or_default() {
+        let values = req.values.unwrap_or_default();
+        match_expressions.push(match req.operator.as_str() {
+            "In" => SelectorRequirement::In(req.key, values),
+            "NotIn" => SelectorRequirement::NotIn(req.key, values),
+            "Exists" => SelectorRequirement::Exists(req.key),
+            "DoesNotExist" => SelectorRequirement::DoesNotExist(req.key),
+            other => {
+                return Err(invalid(
+                    "StatefulSet",
+                    key,
+                    format!("spec.selector: unknown operator {other:?} (In, NotIn, Exists or DoesNotExist)"),
+                ));
+            }
+        });
+    }
+    Ok(LabelSelector {
+        match_labels: sel.match_labels.unwrap_or_default(),
+        match_expressions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn headless_service_with_named_target_port() {
+        let doc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                     "ports": [{"name": "HTTP", "port": 80, "targetPort": "http"}]}});
+        let Document::Object(Object::Service(svc)) = convert_document(doc).expect("converts")
+        else {
+            panic!("not a service")
+        };
+        assert_eq!(svc.kind, ServiceKind::Headless);
+        assert_eq!(svc.ports[0].name.as_deref(), Some("http"));
+        assert_eq!(svc.ports[0].target_port, TargetPort::Named("http".into()));
+    }
+
+    #[test]
+    fn wrong_field_type_names_the_field() {
+        let doc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"ports": [{"port": "eighty"}]}});
+        let err = convert_document(doc).expect_err("must fail").to_string();
+        assert!(err.contains("Service prod/web"), "{err}");
+        assert!(err.contains("spec.ports[0].port"), "{err}");
+    }
+
+    #[test]
+    fn missing_name_is_an_error() {
+        let doc = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}});
+        let err = convert_document(doc).expect_err("must fail").to_string();
+        assert_eq!(err, "Pod without metadata.name");
+    }
+
+    #[test]
+    fn statefulset_without_selector_still_loads() {
+        let doc = json!({"apiVersion": "apps/v1beta1", "kind": "StatefulSet",
+            "metadata": {"name": "kubia"}, "spec": {"serviceName": "kubia", "replicas": 2,
+            "template": {"metadata": {"labels": {"app": "kubia"}}, "spec": {"containers": []}}}});
+        let Document::Deprecated(Object::StatefulSet(sts), hint) =
+            convert_document(doc).expect("loads")
+        else {
+            panic!("expected a deprecated StatefulSet")
+        };
+        assert!(sts.selector.is_none());
+        assert!(hint.contains("apps/v1beta1"), "{hint}");
+    }
+
+    #[test]
+    fn unknown_kinds_are_told_apart_from_unused_ones() {
+        let unused = convert_document(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+        );
+        assert!(matches!(unused, Ok(Document::Ignored { known: true, .. })));
+        let typo = convert_document(
+            json!({"apiVersion": "v1", "kind": "Sevice", "metadata": {"name": "x"}}),
+        );
+        assert!(matches!(typo, Ok(Document::Ignored { known: false, .. })));
+    }
+}

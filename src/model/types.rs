@@ -1,0 +1,404 @@
+//! The slim model types: what DNS needs of each Kubernetes object, and nothing else.
+//!
+//! Identifiers are validated when they are made, so the record builder never has to wonder
+//! whether a name is a valid DNS label. Do not add fields without a record that needs them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Why a string is not a valid DNS label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid DNS-1123 label: {reason}")]
+pub struct InvalidLabel {
+    /// The rejected value.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Checks the DNS-1123 label rules Kubernetes applies to names, namespaces and hostnames.
+fn validate_label(value: &str) -> Result<(), InvalidLabel> {
+    let fail = |reason| {
+        Err(InvalidLabel {
+            value: value.to_owned(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return fail("it is empty");
+    }
+    if value.len() > 63 {
+        return fail("it is longer than 63 characters");
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return fail("only lowercase letters, digits and '-' are allowed");
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return fail("it must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+macro_rules! label_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates `value` as a DNS-1123 label.
+            pub fn new(value: &str) -> Result<Self, InvalidLabel> {
+                validate_label(value)?;
+                Ok(Self(Arc::from(value)))
+            }
+
+            /// The label as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+label_type!(
+    /// A Kubernetes namespace (a DNS-1123 label).
+    Namespace
+);
+label_type!(
+    /// A Service name (a DNS label).
+    ServiceName
+);
+label_type!(
+    /// An endpoint's hostname: the first label of its per-host DNS name.
+    Hostname
+);
+
+/// Identifies a Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// The Service's namespace.
+    pub namespace: Namespace,
+    /// The Service's name.
+    pub name: ServiceName,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Identifies any namespaced object other than a Service (Pod, EndpointSlice, StatefulSet),
+/// whose names need not be DNS labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// The object's namespace.
+    pub namespace: Namespace,
+    /// The object's name, as Kubernetes allows it (may contain dots).
+    pub name: Arc<str>,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP, the default.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// The lowercase label used in `_port._proto` names.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+/// What kind of Service this is, which decides the names it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// `clusterIP: None`: names resolve to the endpoints themselves.
+    Headless,
+    /// A virtual IP per address family.
+    ClusterIp(Vec<IpAddr>),
+    /// `type: ExternalName`: a CNAME to this DNS name (no trailing dot).
+    ExternalName(String),
+}
+
+/// The target port of a Service port: a number, or the name of a container port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPort {
+    /// A port number.
+    Number(u16),
+    /// A container port's name, resolved per Pod.
+    Named(String),
+}
+
+/// One port of a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port's name, lowercase; `None` when unnamed.
+    pub name: Option<String>,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The Service's port.
+    pub port: u16,
+    /// Where traffic goes on the endpoints.
+    pub target_port: TargetPort,
+}
+
+/// What DNS needs of a v1 Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Its namespace and name.
+    pub key: ServiceKey,
+    /// Headless, ClusterIP or ExternalName.
+    pub kind: ServiceKind,
+    /// Its ports.
+    pub ports: Vec<ServicePort>,
+    /// The Pod selector; `None` when the Service has none (endpoints managed by hand).
+    pub selector: Option<BTreeMap<String, String>>,
+    /// `publishNotReadyAddresses`: not-ready endpoints are published too.
+    pub publish_not_ready_addresses: bool,
+}
+
+/// A port of an EndpointSlice (or of an endpoint derived from a Pod).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointPort {
+    /// The port's name, lowercase; `None` when unnamed.
+    pub name: Option<String>,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The port number on the endpoint.
+    pub port: u16,
+}
+
+/// One endpoint: the addresses of one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Its addresses (usually one).
+    pub addresses: Vec<IpAddr>,
+    /// `conditions.ready`; an absent condition counts as ready.
+    pub ready: bool,
+    /// Its hostname, if it has a valid one.
+    pub hostname: Option<Hostname>,
+    /// The Pod behind it, if the slice says so (`targetRef` of kind Pod).
+    pub pod_name: Option<Arc<str>>,
+}
+
+/// What DNS needs of a discovery.k8s.io/v1 EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// Its namespace and name.
+    pub key: ObjectKey,
+    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    pub service: Option<ServiceName>,
+    /// Its ports.
+    pub ports: Vec<EndpointPort>,
+    /// Its endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A named container port of a Pod, for resolving named target ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPort {
+    /// The port's name.
+    pub name: Option<String>,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The container port number.
+    pub port: u16,
+}
+
+/// What DNS needs of a v1 Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// Its namespace and name.
+    pub key: ObjectKey,
+    /// Its labels, for Service and StatefulSet selectors.
+    pub labels: BTreeMap<String, String>,
+    /// `spec.hostname`, if set and valid.
+    pub hostname: Option<Hostname>,
+    /// `spec.subdomain`, if set.
+    pub subdomain: Option<String>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Vec<IpAddr>,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// The ports of its containers.
+    pub container_ports: Vec<ContainerPort>,
+}
+
+/// A label selector requirement (`matchExpressions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectorRequirement {
+    /// The label's value is one of these.
+    In(String, Vec<String>),
+    /// The label is absent or its value is none of these.
+    NotIn(String, Vec<String>),
+    /// The label is present.
+    Exists(String),
+    /// The label is absent.
+    DoesNotExist(String),
+}
+
+/// A label selector: `matchLabels` and `matchExpressions`, all of which must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector {
+    /// Labels that must be equal.
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements that must hold.
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// Whether `labels` satisfy every part of the selector.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|req| match req {
+                SelectorRequirement::In(k, values) => {
+                    labels.get(k).is_some_and(|v| values.contains(v))
+                }
+                SelectorRequirement::NotIn(k, values) => {
+                    labels.get(k).is_none_or(|v| !values.contains(v))
+                }
+                SelectorRequirement::Exists(k) => labels.contains_key(k),
+                SelectorRequirement::DoesNotExist(k) => !labels.contains_key(k),
+            })
+    }
+
+    /// A selector with no requirement matches everything, which Kubernetes rejects for
+    /// StatefulSets.
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+}
+
+/// What DNS needs of an apps/v1 StatefulSet: enough to explain why its pods are not published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatefulSet {
+    /// Its namespace and name.
+    pub key: ObjectKey,
+    /// `spec.serviceName`: the governing headless Service.
+    pub service_name: Option<String>,
+    /// `spec.replicas` (default 1).
+    pub replicas: i32,
+    /// `spec.selector`; `None` when missing.
+    pub selector: Option<LabelSelector>,
+    /// `spec.template.metadata.labels`.
+    pub template_labels: BTreeMap<String, String>,
+}
+
+/// Where an object came from, so problems can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// The file (or stream) it was read from.
+    pub source: Arc<str>,
+    /// The 1-based line where its document starts, when known.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.source, line),
+            None => f.write_str(&self.source),
+        }
+    }
+}
+
+/// One object of the feed, converted to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    /// A Service.
+    Service(Service),
+    /// An EndpointSlice.
+    EndpointSlice(EndpointSlice),
+    /// A Pod.
+    Pod(Pod),
+    /// A StatefulSet.
+    StatefulSet(StatefulSet),
+}
+
+impl Object {
+    /// `Kind namespace/name`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Service(s) => format!("Service {}", s.key),
+            Self::EndpointSlice(s) => format!("EndpointSlice {}", s.key),
+            Self::Pod(p) => format!("Pod {}", p.key),
+            Self::StatefulSet(s) => format!("StatefulSet {}", s.key),
+        }
+    }
+
+    /// The namespace the object lives in.
+    pub fn namespace(&self) -> &Namespace {
+        match self {
+            Self::Service(s) => &s.key.namespace,
+            Self::EndpointSlice(s) => &s.key.namespace,
+            Self::Pod(p) => &p.key.namespace,
+            Self::StatefulSet(s) => &s.key.namespace,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_dns_1123() {
+        assert!(Namespace::new("default").is_ok());
+        assert!(Namespace::new("kube-system").is_ok());
+        assert!(Namespace::new("a").is_ok());
+        assert!(Namespace::new("").is_err());
+        assert!(Namespace::new("-a").is_err());
+        assert!(Namespace::new("a-").is_err());
+        assert!(Namespace::new("Upper").is_err());
+        assert!(Namespace::new("a.b").is_err());
+        assert!(Namespace::new(&"a".repeat(64)).is_err());
+        assert!(Namespace::new(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn selector_semantics() {
+        let labels: BTreeMap<String, String> =
+            [("app".into(), "web".into()), ("tier".into(), "db".into())].into();
+        let mut sel = LabelSelector::default();
+        sel.match_labels.insert("app".into(), "web".into());
+        assert!(sel.matches(&labels));
+        sel.match_expressions
+            .push(SelectorRequirement::In("tier".into(), vec!["db".into()]));
+        assert!(sel.matches(&labels));
+        sel.match_expressions
+            .push(SelectorRequirement::DoesNotExist("tier".into()));
+        assert!(!sel.matches(&labels));
+    }
+}

@@ -1,0 +1,473 @@
+//! Cluster state → [`Snapshot`]: every name and answer of DESIGN.md section 2, settled once.
+//!
+//! [`build`] is pure and synchronous: no tokio, no I/O. Readiness, `publishNotReadyAddresses`,
+//! hostname fallback, SRV weights and additional records are decided here, never per query.
+
+pub mod names;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::ProtoError;
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use crate::config::{PodsMode, ZoneConfig};
+use crate::model::{ClusterState, EndpointGroup, Service, ServiceKind};
+use crate::snapshot::{Node, RecordSet, Snapshot, Zone};
+
+/// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+/// TTL of `dns-version.<zone>`, as the specification gives it.
+pub const SCHEMA_VERSION_TTL: u32 = 28800;
+
+/// SOA timers (refresh, retry, expire), the values CoreDNS uses.
+const SOA_REFRESH: i32 = 7200;
+const SOA_RETRY: i32 = 1800;
+const SOA_EXPIRE: i32 = 86400;
+
+/// Records by name and type while a snapshot is being built.
+#[derive(Default)]
+struct Table {
+    names: HashMap<LowerName, BTreeMap<RecordTypeKey, (Vec<Record>, Vec<Record>)>>,
+}
+
+/// `RecordType` is not `Ord`; its numeric code is.
+type RecordTypeKey = u16;
+
+impl Table {
+    /// Makes `name` exist (an empty non-terminal unless records are added).
+    fn touch(&mut self, name: &Name) {
+        self.names.entry(LowerName::from(name)).or_default();
+    }
+
+    /// Makes `name` and every ancestor down to `apex` exist.
+    fn touch_with_ancestors(&mut self, name: &Name, apex: &Name) {
+        let mut current = name.clone();
+        while current.num_labels() > apex.num_labels() {
+            self.touch(&current);
+            current = current.base_name();
+        }
+    }
+
+    fn add(&mut self, record: Record) {
+        self.add_with_additionals(record, Vec::new());
+    }
+
+    fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
+        let node = self.names.entry(LowerName::from(&record.name)).or_default();
+        let (records, extra) = node.entry(u16::from(record.record_type())).or_default();
+        if !records.contains(&record) {
+            records.push(record);
+        }
+        for add in additionals {
+            if !extra.contains(&add) {
+                extra.push(add);
+            }
+        }
+    }
+
+    fn into_names(self) -> HashMap<LowerName, Node> {
+        self.names
+            .into_iter()
+            .map(|(name, sets)| {
+                let sets = sets
+                    .into_values()
+                    .filter(|(records, _)| !records.is_empty())
+                    .map(|(records, additionals)| {
+                        Arc::new(RecordSet {
+                            record_type: records[0].record_type(),
+                            records,
+                            additionals,
+                        })
+                    })
+                    .collect();
+                (name, Node { sets })
+            })
+            .collect()
+    }
+}
+
+fn address_record(name: Name, ttl: u32, ip: IpAddr) -> Record {
+    let data = match ip {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    };
+    Record::from_rdata(name, ttl, data)
+}
+
+fn soa(
+    zone: &Name,
+    primary: &Name,
+    serial: u32,
+    ttl: u32,
+    negative_ttl: u32,
+) -> Result<Record, ProtoError> {
+    let mname = primary.prepend_label("dns")?.prepend_label("ns")?;
+    let rname = primary.prepend_label("hostmaster")?;
+    Ok(Record::from_rdata(
+        zone.clone(),
+        ttl,
+        RData::SOA(SOA::new(
+            mname,
+            rname,
+            serial,
+            SOA_REFRESH,
+            SOA_RETRY,
+            SOA_EXPIRE,
+            negative_ttl,
+        )),
+    ))
+}
+
+/// Builds the snapshot for `state` under `config`, with SOA serial `serial`.
+pub fn build(
+    state: &ClusterState,
+    config: &ZoneConfig,
+    serial: u32,
+) -> Result<Snapshot, ProtoError> {
+    let mut table = Table::default();
+    let ttl = config.ttl;
+    let mut zones = Vec::new();
+    let primary = config.zones.first().cloned().unwrap_or_else(Name::root);
+
+    for zone in &config.zones {
+        let soa_record = soa(zone, zone, serial, ttl, config.negative_ttl)?;
+        let mut negative_soa = soa_record.clone();
+        negative_soa.ttl = config.negative_ttl;
+        table.add(soa_record.clone());
+        table.add(Record::from_rdata(
+            zone.clone(),
+            ttl,
+            RData::NS(NS(zone.prepend_label("dns")?.prepend_label("ns")?)),
+        ));
+        table.add(Record::from_rdata(
+            zone.prepend_label("dns-version")?,
+            SCHEMA_VERSION_TTL,
+            RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()])),
+        ));
+        table.touch(&names::svc_root(zone)?);
+        table.touch(&names::pod_root(zone)?);
+        for ns in state.namespaces() {
+            table.touch(&names::namespace(ns, zone)?);
+            if config.pods != PodsMode::Disabled {
+                table.touch(&names::pod_namespace(ns, zone)?);
+            }
+        }
+        if config.pods == PodsMode::Verified {
+            for pod in state.pods() {
+                for ip in &pod.ips {
+                    table.add(address_record(
+                        names::pod(*ip, &pod.key.namespace, zone)?,
+                        ttl,
+                        *ip,
+                    ));
+                }
+            }
+        }
+        for service in state.services() {
+            let groups = state.endpoints(service);
+            add_service(&mut table, service, &groups, zone, ttl)?;
+        }
+        zones.push(Zone {
+            origin: LowerName::from(zone),
+            soa: soa_record,
+            negative_soa,
+            synthesize_pods: config.pods == PodsMode::Insecure,
+            ttl,
+        });
+    }
+
+    for reverse in names::reverse_zones() {
+        let soa_record = soa(&reverse, &primary, serial, ttl, config.negative_ttl)?;
+        let mut negative_soa = soa_record.clone();
+        negative_soa.ttl = config.negative_ttl;
+        table.add(soa_record.clone());
+        table.add(Record::from_rdata(
+            reverse.clone(),
+            ttl,
+            RData::NS(NS(primary.prepend_label("dns")?.prepend_label("ns")?)),
+        ));
+        zones.push(Zone {
+            origin: LowerName::from(&reverse),
+            soa: soa_record,
+            negative_soa,
+            synthesize_pods: false,
+            ttl,
+        });
+    }
+    // PTR names were added with the services; their ancestors are empty non-terminals.
+    let ptr_names: Vec<Name> = table
+        .names
+        .iter()
+        .filter(|(_, sets)| sets.contains_key(&u16::from(RecordType::PTR)))
+        .map(|(name, _)| Name::from(name))
+        .collect();
+    for name in ptr_names {
+        if let Some(apex) = names::reverse_zones()
+            .into_iter()
+            .find(|z| z.zone_of(&name))
+        {
+            table.touch_with_ancestors(&name, &apex);
+        }
+    }
+
+    zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+    Ok(Snapshot {
+        serial,
+        zones,
+        names: table.into_names(),
+        objects: state.len(),
+    })
+}
+
+/// One SRV target: the host name, its addresses, and the port.
+struct Target {
+    name: Name,
+    addresses: Vec<IpAddr>,
+}
+
+fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl: u32) {
+    if candidates.is_empty() {
+        return;
+    }
+    // `_<port>._<proto>.<svc>…` hangs below the empty non-terminal `_<proto>.<svc>…`.
+    if owner
+        .iter()
+        .next()
+        .is_some_and(|label| label.starts_with(b"_"))
+    {
+        table.touch(&owner.base_name());
+    }
+    // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
+    let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
+    let mut seen = Vec::new();
+    for (target, port) in candidates {
+        let key = (LowerName::from(&target.name), port);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let additionals = target
+            .addresses
+            .iter()
+            .map(|ip| address_record(target.name.clone(), ttl, *ip))
+            .collect();
+        table.add_with_additionals(
+            Record::from_rdata(
+                owner.clone(),
+                ttl,
+                RData::SRV(SRV::new(0, weight, port, target.name)),
+            ),
+            additionals,
+        );
+    }
+}
+
+fn add_service(
+    table: &mut Table,
+    service: &Service,
+    groups: &[EndpointGroup],
+    zone: &Name,
+    ttl: u32,
+) -> Result<(), ProtoError> {
+    let service_name = names::service(&service.key, zone)?;
+    match &service.kind {
+        ServiceKind::ExternalName(target) => {
+            let target = Name::from_ascii(format!("{target}."))?;
+            table.add(Record::from_rdata(
+                service_name,
+                ttl,
+                RData::CNAME(CNAME(target)),
+            ));
+        }
+        ServiceKind::ClusterIp(ips) => {
+            table.touch(&service_name);
+            for ip in ips {
+                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add(Record::from_rdata(
+                    names::reverse(*ip),
+                    ttl,
+                    RData::PTR(PTR(service_name.clone())),
+                ));
+            }
+            let target = || Target {
+                name: service_name.clone(),
+                addresses: ips.clone(),
+            };
+            for port in &service.ports {
+                if let Some(port_name) = &port.name {
+                    let owner = names::srv(port_name, port.protocol, &service_name)?;
+                    srv_set(table, &owner, vec![(target(), port.port)], ttl);
+                }
+            }
+            let all = service.ports.iter().map(|p| (target(), p.port)).collect();
+            srv_set(table, &service_name, all, ttl);
+        }
+        ServiceKind::Headless => add_headless(table, &service_name, groups, ttl)?,
+    }
+    Ok(())
+}
+
+/// A published endpoint with its DNS name(s): one per address when it has no hostname.
+struct Published<'a> {
+    group: &'a EndpointGroup,
+    targets: Vec<Target>,
+}
+
+fn add_headless(
+    table: &mut Table,
+    service_name: &Name,
+    groups: &[EndpointGroup],
+    ttl: u32,
+) -> Result<(), ProtoError> {
+    let mut published: Vec<(String, Published<'_>)> = Vec::new();
+    for group in groups {
+        for endpoint in group.endpoints.iter().filter(|e| e.ready) {
+            let targets = match &endpoint.hostname {
+                Some(host) => vec![Target {
+                    name: names::host(host.as_str(), service_name)?,
+                    addresses: endpoint.addresses.clone(),
+                }],
+                None => endpoint
+                    .addresses
+                    .iter()
+                    .map(|ip| {
+                        Ok(Target {
+                            name: names::host(&names::dashed(*ip), service_name)?,
+                            addresses: vec![*ip],
+                        })
+                    })
+                    .collect::<Result<_, ProtoError>>()?,
+            };
+            let sort_key = targets
+                .first()
+                .and_then(|t| t.name.iter().next())
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .unwrap_or_default();
+            published.push((sort_key, Published { group, targets }));
+        }
+    }
+    if published.is_empty() {
+        // A headless Service with no ready endpoint does not exist in DNS (NXDOMAIN).
+        return Ok(());
+    }
+    // Peers in StatefulSet ordinal order, so every answer lists them the same way.
+    published.sort_by(|a, b| names::ordinal_order(&a.0).cmp(&names::ordinal_order(&b.0)));
+
+    for (_, endpoint) in &published {
+        for target in &endpoint.targets {
+            for ip in &target.addresses {
+                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add(address_record(target.name.clone(), ttl, *ip));
+                table.add(Record::from_rdata(
+                    names::reverse(*ip),
+                    ttl,
+                    RData::PTR(PTR(target.name.clone())),
+                ));
+            }
+        }
+    }
+
+    // `_port._proto` SRV, one set per named port, across every group that has the port.
+    let mut named: BTreeMap<(String, crate::model::Protocol), Vec<(Target, u16)>> = BTreeMap::new();
+    let mut bare = Vec::new();
+    for (_, endpoint) in &published {
+        for port in &endpoint.group.ports {
+            for target in &endpoint.targets {
+                let candidate = || {
+                    (
+                        Target {
+                            name: target.name.clone(),
+                            addresses: target.addresses.clone(),
+                        },
+                        port.port,
+                    )
+                };
+                if let Some(name) = &port.name {
+                    named
+                        .entry((name.clone(), port.protocol))
+                        .or_default()
+                        .push(candidate());
+                }
+                bare.push(candidate());
+            }
+        }
+    }
+    for ((port_name, protocol), candidates) in named {
+        let owner = names::srv(&port_name, protocol, service_name)?;
+        srv_set(table, &owner, candidates, ttl);
+    }
+    srv_set(table, service_name, bare, ttl);
+    Ok(())
+}
+
+/// Every zone of the snapshot as RFC 1035 zone text (SOA first, then names in canonical
+/// order), keyed by the zone's origin. Knot and BIND load it as it is.
+pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
+    use std::fmt::Write;
+    let mut zones: Vec<&Zone> = snapshot.zones.iter().collect();
+    zones.sort_by_key(|z| Name::from(&z.origin));
+    zones
+        .into_iter()
+        .map(|zone| {
+            let origin = Name::from(&zone.origin);
+            let mut names: Vec<(&LowerName, &Node)> = snapshot
+                .names
+                .iter()
+                .filter(|(name, _)| {
+                    snapshot
+                        .zone_of(name)
+                        .is_some_and(|z| z.origin == zone.origin)
+                })
+                .collect();
+            names.sort_by(|a, b| Name::from(a.0).cmp(&Name::from(b.0)));
+            let mut text = format!(
+                "; zone {origin} serial {}\n$ORIGIN {origin}\n",
+                snapshot.serial
+            );
+            for (_, node) in names {
+                let mut sets: Vec<&Arc<RecordSet>> = node.sets.iter().collect();
+                // SOA leads the zone.
+                sets.sort_by_key(|s| (s.record_type != RecordType::SOA, u16::from(s.record_type)));
+                for record in sets.iter().flat_map(|s| s.records.iter()) {
+                    // Writing to a String cannot fail.
+                    let _ = writeln!(text, "{}", presentation(record));
+                }
+            }
+            (origin, text)
+        })
+        .collect()
+}
+
+/// One record in zone-file presentation form.
+fn presentation(record: &Record) -> String {
+    match &record.data {
+        RData::TXT(txt) => {
+            let strings: Vec<String> = txt
+                .txt_data
+                .iter()
+                .map(|s| {
+                    format!(
+                        "\"{}\"",
+                        String::from_utf8_lossy(s)
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                    )
+                })
+                .collect();
+            format!(
+                "{} {} {} TXT {}",
+                record.name,
+                record.ttl,
+                record.dns_class,
+                strings.join(" ")
+            )
+        }
+        _ => record.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

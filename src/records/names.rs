@@ -1,0 +1,202 @@
+//! The name grammar, both ways: model → DNS name, and query name → pod IP.
+//!
+//! Every name stsdns serves is built here, so no other module joins labels by hand:
+//!
+//! ```text
+//! <svc>.<ns>.svc.<zone>                 Service
+//! <host>.<svc>.<ns>.svc.<zone>          endpoint of a headless Service
+//! _<port>._<proto>.<svc>.<ns>.svc.<zone> SRV of a named port
+//! <a-b-c-d>.<ns>.pod.<zone>             pod by IP (--pods)
+//! d.c.b.a.in-addr.arpa, nibbles.ip6.arpa PTR
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::ProtoError;
+use hickory_proto::rr::{LowerName, Name};
+
+use crate::model::{Namespace, Protocol, ServiceKey};
+
+/// `svc.<zone>`.
+pub fn svc_root(zone: &Name) -> Result<Name, ProtoError> {
+    zone.prepend_label("svc")
+}
+
+/// `pod.<zone>`.
+pub fn pod_root(zone: &Name) -> Result<Name, ProtoError> {
+    zone.prepend_label("pod")
+}
+
+/// `<ns>.svc.<zone>`.
+pub fn namespace(ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
+    svc_root(zone)?.prepend_label(ns.as_str())
+}
+
+/// `<ns>.pod.<zone>`.
+pub fn pod_namespace(ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
+    pod_root(zone)?.prepend_label(ns.as_str())
+}
+
+/// `<svc>.<ns>.svc.<zone>`.
+pub fn service(key: &ServiceKey, zone: &Name) -> Result<Name, ProtoError> {
+    namespace(&key.namespace, zone)?.prepend_label(key.name.as_str())
+}
+
+/// `<host>.<svc>.<ns>.svc.<zone>`.
+pub fn host(host: &str, service_name: &Name) -> Result<Name, ProtoError> {
+    service_name.prepend_label(host)
+}
+
+/// `_<proto>.<svc>.<ns>.svc.<zone>`: the empty non-terminal above SRV names.
+pub fn protocol(protocol: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
+    service_name.prepend_label(format!("_{}", protocol.label()))
+}
+
+/// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`.
+pub fn srv(port_name: &str, proto: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
+    protocol(proto, service_name)?.prepend_label(format!("_{port_name}"))
+}
+
+/// `<a-b-c-d>.<ns>.pod.<zone>`.
+pub fn pod(ip: IpAddr, ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
+    pod_namespace(ns, zone)?.prepend_label(dashed(ip))
+}
+
+/// The reverse name of an address: `d.c.b.a.in-addr.arpa.` or the nibble form under `ip6.arpa.`.
+pub fn reverse(ip: IpAddr) -> Name {
+    Name::from(ip)
+}
+
+/// The apexes of the reverse zones.
+pub fn reverse_zones() -> [Name; 2] {
+    // Both are constant, valid names.
+    [
+        Name::from_ascii("in-addr.arpa.").expect("constant name"),
+        Name::from_ascii("ip6.arpa.").expect("constant name"),
+    ]
+}
+
+/// An address as one label: `10-1-2-3`; for IPv6 `:` becomes `-`, with `0` added where the
+/// label would otherwise start or end with `-` (`::1` → `0--1`, `fd00::` → `fd00--0`).
+pub fn dashed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => {
+            let mut label = v6.to_string().replace(':', "-");
+            if label.ends_with('-') {
+                label.push('0');
+            }
+            if label.starts_with('-') {
+                label.insert(0, '0');
+            }
+            label
+        }
+    }
+}
+
+/// Parses the first label of `<a-b-c-d>.<ns>.pod.<zone>` back into an address; `None` for any
+/// other shape of name.
+pub fn parse_pod_name(name: &LowerName, zone: &LowerName) -> Option<IpAddr> {
+    let name = Name::from(name);
+    if name.num_labels() != zone.num_labels() + 3 {
+        return None;
+    }
+    let labels: Vec<&[u8]> = name.iter().collect();
+    if labels[2] != b"pod" {
+        return None;
+    }
+    let first = std::str::from_utf8(labels[0]).ok()?;
+    if let Ok(v4) = first.replace('-', ".").parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    first
+        .replace('-', ":")
+        .parse::<Ipv6Addr>()
+        .ok()
+        .map(IpAddr::V6)
+}
+
+/// Sort key that puts StatefulSet ordinals in numeric order (`web-2` before `web-10`).
+pub fn ordinal_order(label: &str) -> (&str, u64, &str) {
+    match label.rsplit_once('-') {
+        Some((stem, digits))
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (stem, digits.parse().unwrap_or(u64::MAX), label)
+        }
+        _ => (label, 0, label),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServiceName;
+
+    fn zone() -> Name {
+        Name::from_ascii("cluster.local.").expect("valid")
+    }
+
+    #[test]
+    fn builds_every_name_form() {
+        let key = ServiceKey {
+            namespace: Namespace::new("prod").expect("valid"),
+            name: ServiceName::new("svc-nginx").expect("valid"),
+        };
+        let svc = service(&key, &zone()).expect("valid");
+        assert_eq!(svc.to_string(), "svc-nginx.prod.svc.cluster.local.");
+        assert_eq!(
+            host("sts-nginx-0", &svc).expect("valid").to_string(),
+            "sts-nginx-0.svc-nginx.prod.svc.cluster.local."
+        );
+        assert_eq!(
+            srv("http", Protocol::Tcp, &svc).expect("valid").to_string(),
+            "_http._tcp.svc-nginx.prod.svc.cluster.local."
+        );
+        let ip: IpAddr = "10.42.0.11".parse().expect("ip");
+        assert_eq!(
+            pod(ip, &key.namespace, &zone()).expect("valid").to_string(),
+            "10-42-0-11.prod.pod.cluster.local."
+        );
+        assert_eq!(reverse(ip).to_string(), "11.0.42.10.in-addr.arpa.");
+    }
+
+    #[test]
+    fn dashed_addresses_are_valid_labels() {
+        let cases = [
+            ("10.1.2.3", "10-1-2-3"),
+            ("2001:db8::1", "2001-db8--1"),
+            ("fd00::", "fd00--0"),
+            ("::1", "0--1"),
+        ];
+        for (ip, label) in cases {
+            assert_eq!(dashed(ip.parse().expect("ip")), label, "{ip}");
+        }
+    }
+
+    #[test]
+    fn parses_pod_names() {
+        let zone = LowerName::from(zone());
+        let parse =
+            |s: &str| parse_pod_name(&LowerName::from(Name::from_ascii(s).expect("valid")), &zone);
+        assert_eq!(
+            parse("10-1-2-3.default.pod.cluster.local."),
+            Some("10.1.2.3".parse().expect("ip"))
+        );
+        assert_eq!(
+            parse("2001-db8--1.default.pod.cluster.local."),
+            Some("2001:db8::1".parse().expect("ip"))
+        );
+        assert_eq!(parse("10-1-2-3.default.svc.cluster.local."), None);
+        assert_eq!(parse("x.10-1-2-3.default.pod.cluster.local."), None);
+        assert_eq!(parse("web.default.pod.cluster.local."), None);
+        assert_eq!(parse("10-1-2-300.default.pod.cluster.local."), None);
+    }
+
+    #[test]
+    fn ordinals_sort_numerically() {
+        let mut names = vec!["web-10", "web-2", "web-1", "db-0", "web"];
+        names.sort_by_key(|n| ordinal_order(n));
+        assert_eq!(names, ["db-0", "web", "web-1", "web-2", "web-10"]);
+    }
+}

@@ -1,0 +1,276 @@
+//! The immutable answer index, and its atomic publication.
+//!
+//! A [`Snapshot`] maps every name the server answers for to its record sets, with the
+//! additional-section records of each set settled in advance. Empty non-terminals are names
+//! too, so NXDOMAIN versus NODATA is a map lookup (RFC 8020). A query costs one
+//! [`SnapshotReader::load`], one hash lookup and a few `Arc` clones: no lock, and nothing that
+//! grows with the cluster.
+//!
+//! There is one [`SnapshotWriter`] (the app's reconciler) and any number of cheap
+//! [`SnapshotReader`]s (the server's workers). Publishing swaps an `Arc` with `ArcSwap`, so
+//! readers never wait for a writer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use tokio::sync::watch;
+
+use crate::records::names;
+
+/// One record set and the records that go in the additional section with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSet {
+    /// The type of every record in `records`.
+    pub record_type: RecordType,
+    /// The records, in answer order.
+    pub records: Vec<Record>,
+    /// A/AAAA of SRV targets and the like.
+    pub additionals: Vec<Record>,
+}
+
+/// Everything a name has: its record sets (none for an empty non-terminal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Node {
+    /// Record sets, one per type.
+    pub sets: Vec<Arc<RecordSet>>,
+}
+
+impl Node {
+    fn get(&self, record_type: RecordType) -> Option<&Arc<RecordSet>> {
+        self.sets.iter().find(|s| s.record_type == record_type)
+    }
+}
+
+/// A zone the server is authoritative for.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The zone's apex.
+    pub origin: LowerName,
+    /// The SOA as answered at the apex.
+    pub soa: Record,
+    /// The SOA for the authority section of negative answers: its TTL is the negative TTL.
+    pub negative_soa: Record,
+    /// Whether `<ip>.<ns>.pod.<zone>` names are synthesized (`--pods insecure`).
+    pub synthesize_pods: bool,
+    /// TTL of synthesized pod records.
+    pub ttl: u32,
+}
+
+/// The result of looking a question up.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// NOERROR, NXDOMAIN or REFUSED.
+    pub response_code: ResponseCode,
+    /// Answer record sets, in order (a CNAME chain first).
+    pub answers: Vec<Arc<RecordSet>>,
+    /// The SOA for the authority section of a negative answer.
+    pub soa: Option<Record>,
+    /// Whether the server is authoritative for the name.
+    pub authoritative: bool,
+}
+
+impl Outcome {
+    fn refused() -> Self {
+        Self {
+            response_code: ResponseCode::Refused,
+            answers: Vec::new(),
+            soa: None,
+            authoritative: false,
+        }
+    }
+}
+
+/// Follow at most this many in-zone CNAMEs, so a loop of ExternalNames cannot spin.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// An immutable index of every answer, built by [`records::build`](crate::records::build).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The SOA serial of this snapshot.
+    pub serial: u32,
+    /// Served zones, longest origin first so the first match is the closest enclosing zone.
+    pub zones: Vec<Zone>,
+    /// Every name, with its record sets.
+    pub names: HashMap<LowerName, Node>,
+    /// How many objects the state held.
+    pub objects: usize,
+}
+
+impl Snapshot {
+    /// The served zone that encloses `name`, if any.
+    pub fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.origin.zone_of(name))
+    }
+
+    /// How many records the snapshot serves (additional copies not counted).
+    pub fn record_count(&self) -> usize {
+        self.names
+            .values()
+            .flat_map(|n| n.sets.iter())
+            .map(|s| s.records.len())
+            .sum()
+    }
+
+    /// Answers one question.
+    pub fn lookup(&self, name: &LowerName, query_type: RecordType) -> Outcome {
+        let Some(zone) = self.zone_of(name) else {
+            return Outcome::refused();
+        };
+        let mut outcome = Outcome {
+            response_code: ResponseCode::NoError,
+            answers: Vec::new(),
+            soa: None,
+            authoritative: true,
+        };
+        let mut current = name.clone();
+        let mut current_zone = zone;
+        for _ in 0..=MAX_CNAME_CHAIN {
+            let Some(node) = self.names.get(&current) else {
+                if let Some(set) = synthesize_pod(current_zone, &current, query_type, self) {
+                    match set {
+                        Some(set) => outcome.answers.push(set),
+                        None => outcome.soa = Some(current_zone.negative_soa.clone()),
+                    }
+                    return outcome;
+                }
+                outcome.response_code = ResponseCode::NXDomain;
+                outcome.soa = Some(current_zone.negative_soa.clone());
+                return outcome;
+            };
+            if query_type == RecordType::ANY {
+                outcome.answers.extend(node.sets.iter().cloned());
+                if node.sets.is_empty() {
+                    outcome.soa = Some(current_zone.negative_soa.clone());
+                }
+                return outcome;
+            }
+            if let Some(set) = node.get(query_type) {
+                outcome.answers.push(set.clone());
+                return outcome;
+            }
+            let Some(cname) = node.get(RecordType::CNAME) else {
+                outcome.soa = Some(current_zone.negative_soa.clone());
+                return outcome;
+            };
+            outcome.answers.push(cname.clone());
+            let Some(RData::CNAME(target)) = cname.records.first().map(|r| &r.data) else {
+                return outcome;
+            };
+            current = LowerName::from(&target.0);
+            match self.zone_of(&current) {
+                Some(zone) => current_zone = zone,
+                // Out of our zones: the resolver follows the CNAME itself.
+                None => return outcome,
+            }
+        }
+        outcome
+    }
+}
+
+/// `--pods insecure`: answers `<a-b-c-d>.<ns>.pod.<zone>` for any IP-shaped first label when
+/// the namespace exists. `None` when the name is not such a name; `Some(None)` for NODATA.
+fn synthesize_pod(
+    zone: &Zone,
+    name: &LowerName,
+    query_type: RecordType,
+    snapshot: &Snapshot,
+) -> Option<Option<Arc<RecordSet>>> {
+    if !zone.synthesize_pods {
+        return None;
+    }
+    let ip = names::parse_pod_name(name, &zone.origin)?;
+    // The namespace must exist: `<ns>.pod.<zone>` is a node when it does.
+    let parent = LowerName::from(Name::from(name).base_name());
+    snapshot.names.get(&parent)?;
+    let owner = Name::from(name);
+    let record = match (ip, query_type) {
+        (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => {
+            Record::from_rdata(owner, zone.ttl, RData::A(A(v4)))
+        }
+        (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
+            Record::from_rdata(owner, zone.ttl, RData::AAAA(AAAA(v6)))
+        }
+        _ => return Some(None),
+    };
+    Some(Some(Arc::new(RecordSet {
+        record_type: record.record_type(),
+        records: vec![record],
+        additionals: Vec::new(),
+    })))
+}
+
+/// The single writer: publishes snapshots and keeps the serial increasing.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    current: Arc<ArcSwapOption<Snapshot>>,
+    published: watch::Sender<u32>,
+}
+
+/// A cheap, cloneable handle for reading the current snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotReader {
+    current: Arc<ArcSwapOption<Snapshot>>,
+    published: watch::Receiver<u32>,
+}
+
+/// A new writer/reader pair with nothing published: until the first publish, the reader
+/// reports not ready and the server answers SERVFAIL in its zones.
+pub fn channel() -> (SnapshotWriter, SnapshotReader) {
+    let current = Arc::new(ArcSwapOption::empty());
+    let (tx, rx) = watch::channel(0);
+    (
+        SnapshotWriter {
+            current: current.clone(),
+            published: tx,
+        },
+        SnapshotReader {
+            current,
+            published: rx,
+        },
+    )
+}
+
+impl SnapshotWriter {
+    /// Makes `snapshot` the one every new query sees.
+    pub fn publish(&self, snapshot: Snapshot) {
+        let serial = snapshot.serial;
+        self.current.store(Some(Arc::new(snapshot)));
+        self.published.send_replace(serial);
+    }
+
+    /// The serial of the current snapshot, if any.
+    pub fn serial(&self) -> Option<u32> {
+        self.current.load().as_ref().map(|s| s.serial)
+    }
+}
+
+impl SnapshotReader {
+    /// The current snapshot, or `None` before the first complete state.
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Whether a first snapshot has been published.
+    pub fn is_ready(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// Waits until a snapshot has been published (like kube's `wait_until_ready`).
+    pub async fn ready(&mut self) {
+        // An error means the writer is gone; there is nothing more to wait for then.
+        let _ = self
+            .published
+            .wait_for(|_| self.current.load().is_some())
+            .await;
+    }
+
+    /// Waits until a snapshot with a serial other than `serial` is published.
+    pub async fn changed_from(&mut self, serial: u32) {
+        let _ = self.published.wait_for(|s| *s != serial).await;
+    }
+}
