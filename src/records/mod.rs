@@ -27,10 +27,13 @@ const SOA_REFRESH: i32 = 7200;
 const SOA_RETRY: i32 = 1800;
 const SOA_EXPIRE: i32 = 86400;
 
+/// The records of one type at one name, and their additional-section records.
+type PendingSet = (Vec<Record>, Vec<Record>);
+
 /// Records by name and type while a snapshot is being built.
 #[derive(Default)]
 struct Table {
-    names: HashMap<LowerName, BTreeMap<RecordTypeKey, (Vec<Record>, Vec<Record>)>>,
+    names: HashMap<LowerName, BTreeMap<RecordTypeKey, PendingSet>>,
 }
 
 /// `RecordType` is not `Ord`; its numeric code is.

@@ -68,15 +68,27 @@ pub async fn run(
     }
 }
 
-/// Binds UDP and TCP on each address (port 0 picks one port, shared by UDP and TCP).
+/// Binds UDP and TCP on each address. With port 0 the OS picks the UDP port and TCP takes the
+/// same one, so one address serves both; if that TCP port is taken, another pair is tried.
 pub async fn bind(addresses: &[SocketAddr]) -> std::io::Result<(Vec<UdpSocket>, Vec<TcpListener>)> {
+    /// Attempts at finding a port free for both UDP and TCP when the port is 0.
+    const PORT_ATTEMPTS: usize = 16;
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for address in addresses {
-        // Bind UDP first; with port 0, TCP takes the same port so one address serves both.
-        let socket = UdpSocket::bind(address).await?;
-        let bound = socket.local_addr()?;
-        let listener = TcpListener::bind(bound).await?;
+        let mut attempt = 0;
+        let (socket, listener) = loop {
+            attempt += 1;
+            let socket = UdpSocket::bind(address).await?;
+            let bound = socket.local_addr()?;
+            match TcpListener::bind(bound).await {
+                Ok(listener) => break (socket, listener),
+                Err(err) if address.port() == 0 && attempt < PORT_ATTEMPTS => {
+                    trace!(%bound, %err, "TCP port taken, trying another");
+                }
+                Err(err) => return Err(err),
+            }
+        };
         udp.push(socket);
         tcp.push(listener);
     }
