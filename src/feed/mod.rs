@@ -5,6 +5,7 @@
 //! [`Problem`](crate::model::diagnose::Problem) naming its file, document, line and object, and
 //! the rest of the input still loads. Only input that cannot be read at all is an [`Error`].
 
+pub mod event;
 pub mod file;
 
 use std::path::PathBuf;

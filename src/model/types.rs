@@ -316,6 +316,52 @@ pub struct StatefulSet {
     pub template_labels: BTreeMap<String, String>,
 }
 
+/// The kinds of object DNS reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// v1 Service.
+    Service,
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice,
+    /// v1 Pod.
+    Pod,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+}
+
+impl Kind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+            Self::EndpointSlice => "EndpointSlice",
+            Self::Pod => "Pod",
+            Self::StatefulSet => "StatefulSet",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Names one object: its kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    /// The object's kind.
+    pub kind: Kind,
+    /// Its namespace and name.
+    pub key: ObjectKey,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.key)
+    }
+}
+
 /// Where an object came from, so problems can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
@@ -348,6 +394,23 @@ pub enum Object {
 }
 
 impl Object {
+    /// The object's kind and key.
+    pub fn reference(&self) -> ObjectRef {
+        let (kind, key) = match self {
+            Self::Service(s) => (
+                Kind::Service,
+                ObjectKey {
+                    namespace: s.key.namespace.clone(),
+                    name: Arc::from(s.key.name.as_str()),
+                },
+            ),
+            Self::EndpointSlice(s) => (Kind::EndpointSlice, s.key.clone()),
+            Self::Pod(p) => (Kind::Pod, p.key.clone()),
+            Self::StatefulSet(s) => (Kind::StatefulSet, s.key.clone()),
+        };
+        ObjectRef { kind, key }
+    }
+
     /// `Kind namespace/name`, for messages.
     pub fn describe(&self) -> String {
         match self {
