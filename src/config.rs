@@ -49,8 +49,16 @@ impl Default for ZoneConfig {
 pub enum FeedSource {
     /// The example cluster built into the binary (`zones/`).
     Embedded,
-    /// A manifest file or directory.
+    /// A manifest file or directory (watched for changes), or a watch-event stream: `-`
+    /// (standard input), a FIFO, or a file of watch events that is followed as it grows.
     Path(PathBuf),
+    /// A live API server through kube-rs.
+    Kube {
+        /// A kubeconfig file; default: in-cluster service account, `KUBECONFIG`, ~/.kube/config.
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context; default: the current one.
+        context: Option<String>,
+    },
 }
 
 /// Settings of `stsdns serve`.
@@ -62,6 +70,8 @@ pub struct ServeConfig {
     pub feeds: Vec<FeedSource>,
     /// The zones.
     pub zone: ZoneConfig,
+    /// Where the SOA serial is kept across restarts; `None` keeps it only in memory.
+    pub serial_file: Option<PathBuf>,
 }
 
 /// Why a setting is invalid.

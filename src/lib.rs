@@ -20,11 +20,14 @@
 //! - [`snapshot`] publishes snapshots atomically: queries never wait for an update.
 //! - [`server`] answers DNS over UDP and TCP from the current snapshot.
 //! - [`config`] holds the validated settings; [`app`] wires everything together.
+//! - [`peers`] is the client side (`stsdns peers`): it asks any DNS server for a StatefulSet's
+//!   peers with one SRV lookup and runs hooks when they change. It uses only the name grammar.
 
 pub mod app;
 pub mod config;
 pub mod feed;
 pub mod model;
+pub mod peers;
 pub mod records;
 pub mod server;
 pub mod snapshot;

@@ -10,7 +10,6 @@
 //! [`SnapshotReader`]s (the server's workers). Publishing swaps an `Arc` with `ArcSwap`, so
 //! readers never wait for a writer.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -41,6 +40,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// How many records the node answers with.
+    pub fn record_count(&self) -> usize {
+        self.sets.iter().map(|s| s.records.len()).sum()
+    }
+
     fn get(&self, record_type: RecordType) -> Option<&Arc<RecordSet>> {
         self.sets.iter().find(|s| s.record_type == record_type)
     }
@@ -95,10 +99,13 @@ pub struct Snapshot {
     pub serial: u32,
     /// Served zones, longest origin first so the first match is the closest enclosing zone.
     pub zones: Vec<Zone>,
-    /// Every name, with its record sets.
-    pub names: HashMap<LowerName, Node>,
+    /// Every name, with its record sets: a persistent map, shared with the previous snapshot
+    /// wherever nothing changed.
+    pub names: imbl::HashMap<LowerName, Arc<Node>>,
     /// How many objects the state held.
     pub objects: usize,
+    /// How many records the snapshot serves (additional copies not counted).
+    pub records: usize,
 }
 
 impl Snapshot {
@@ -109,11 +116,7 @@ impl Snapshot {
 
     /// How many records the snapshot serves (additional copies not counted).
     pub fn record_count(&self) -> usize {
-        self.names
-            .values()
-            .flat_map(|n| n.sets.iter())
-            .map(|s| s.records.len())
-            .sum()
+        self.records
     }
 
     /// Answers one question.
@@ -162,6 +165,14 @@ impl Snapshot {
                 return outcome;
             };
             current = LowerName::from(&target.0);
+            // A loop of ExternalNames: each CNAME is listed once, and the resolver gives up.
+            if outcome.answers.iter().any(|set| {
+                set.records
+                    .iter()
+                    .any(|r| LowerName::from(&r.name) == current)
+            }) {
+                return outcome;
+            }
             match self.zone_of(&current) {
                 Some(zone) => current_zone = zone,
                 // Out of our zones: the resolver follows the CNAME itself.

@@ -6,17 +6,19 @@
 //! [`model::convert`](crate::model::convert). The example cluster in `zones/` is embedded in the
 //! binary and loads the same way.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 use serde_saphyr::Spanned;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use super::event::{Event, EventSender, SourceEvent, SourceId};
 use super::{Error, Loaded, Result};
-use crate::model::Origin;
-use crate::model::convert::{Document, convert_document};
+use crate::model::convert::{Document, convert_document, describe_document, suggest_kind};
 use crate::model::diagnose::{Problem, Severity};
+use crate::model::{Object, Origin};
 
 /// The example cluster (`zones/*.yaml`), served when no feed is given.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -53,6 +55,11 @@ pub fn load_path(path: &Path) -> Result<Loaded> {
         parse_into(&mut loaded, &file.display().to_string(), &text);
     }
     Ok(loaded)
+}
+
+/// Checks that `path` can be read as manifests (exists, and a directory holds at least one).
+pub fn check_path(path: &Path) -> Result<()> {
+    manifest_files(path).map(|_| ())
 }
 
 /// The manifest files under `path`, in a stable order.
@@ -101,54 +108,197 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn error_problem(origin: Origin, object: String, message: String) -> Problem {
+fn error_problem(origin: Origin, object: String, message: String, fix: Option<String>) -> Problem {
     Problem {
         severity: Severity::Error,
         origin: Some(origin),
         object,
         message,
-        fix: None,
+        fix,
     }
+}
+
+/// One YAML document of a file, still as text.
+struct Chunk<'a> {
+    /// The 1-based line of the file where the chunk starts.
+    first_line: usize,
+    /// The chunk's text (its `---` marker included).
+    text: &'a str,
+}
+
+/// Splits a file at its `---` document markers, as kubectl's YAML reader does, so that a syntax
+/// error costs one document instead of the whole file. A line that starts with `---` followed by
+/// nothing or a blank always starts a document: YAML forbids it inside content (1.2, §9.1.4).
+/// Comments and directives before a marker stay with the document they introduce.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut first_line, mut has_content) = (0, 1, false);
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.chars().next().is_none_or(char::is_whitespace));
+        if marker && has_content {
+            chunks.push(Chunk {
+                first_line,
+                text: &text[start..offset],
+            });
+            (start, first_line, has_content) = (offset, index + 1, false);
+        }
+        // What follows a marker on its line is content (`--- {a: 1}`); `%YAML` is a directive.
+        let body = if marker { &line[3..] } else { line }.trim();
+        let directive = !marker && line.starts_with('%');
+        if !body.is_empty() && !body.starts_with('#') && !directive {
+            has_content = true;
+        }
+        offset += line.len();
+    }
+    chunks.push(Chunk {
+        first_line,
+        text: &text[start..],
+    });
+    chunks
 }
 
 /// Parses one file's text and adds its objects and problems to `loaded`.
+///
+/// Documents are numbered from 1 in file order, empty ones not counted. A document that is not
+/// valid YAML is reported at the line of the error and skipped; the others still load.
 pub fn parse_into(loaded: &mut Loaded, source: &str, text: &str) {
     loaded.files += 1;
     let source: Arc<str> = Arc::from(source);
-    let documents: Vec<Option<Spanned<Value>>> = match serde_saphyr::from_multiple(text) {
-        Ok(documents) => documents,
-        Err(err) => {
-            let line = err.location().map(|l| l.line() as usize);
-            loaded.problems.push(error_problem(
-                Origin {
-                    source: source.clone(),
-                    line,
-                },
-                String::new(),
-                format!("YAML syntax error: {}", first_line(&err.to_string())),
-            ));
-            return;
-        }
-    };
-    for (index, document) in documents.into_iter().enumerate() {
-        let Some(document) = document else { continue };
-        if document.value.is_null() {
-            continue;
-        }
-        let origin = Origin {
-            source: source.clone(),
-            line: Some(document.referenced.line() as usize),
+    let mut document = 0;
+    for chunk in split_documents(text) {
+        let offset = chunk.first_line - 1;
+        let values: Vec<Option<Spanned<Value>>> = match serde_saphyr::from_multiple(chunk.text) {
+            Ok(values) => values,
+            Err(err) => {
+                document += 1;
+                loaded
+                    .problems
+                    .push(syntax_problem(&source, &chunk, document, &err));
+                continue;
+            }
         };
-        convert_into(loaded, document.value, origin, index + 1);
+        let mut item_lines = None;
+        for (index, value) in values.into_iter().enumerate() {
+            let Some(value) = value else { continue };
+            if value.value.is_null() {
+                continue;
+            }
+            document += 1;
+            let origin = Origin {
+                source: source.clone(),
+                line: Some(offset + value.referenced.line() as usize),
+            };
+            let items: Option<Vec<usize>> = if value.value.get("items").is_some() {
+                let lines = item_lines.get_or_insert_with(|| list_item_lines(chunk.text));
+                lines
+                    .get(index)
+                    .map(|l| l.iter().map(|line| offset + line).collect())
+            } else {
+                None
+            };
+            convert_into(loaded, value.value, origin, document, items.as_deref());
+        }
     }
 }
 
-/// serde-saphyr renders a source snippet under its message; one line is what a log wants.
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message).trim()
+/// The line of each item of each `List` document of a chunk (empty for other documents).
+fn list_item_lines(text: &str) -> Vec<Vec<usize>> {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        #[serde(default)]
+        items: Vec<Spanned<serde::de::IgnoredAny>>,
+    }
+    serde_saphyr::from_multiple::<Option<Items>>(text)
+        .map(|documents| {
+            documents
+                .into_iter()
+                .map(|items| {
+                    items
+                        .map(|i| {
+                            i.items
+                                .iter()
+                                .map(|s| s.referenced.line() as usize)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn convert_into(loaded: &mut Loaded, value: Value, origin: Origin, document: usize) {
+/// A YAML syntax error: where it is, which object it is in (when the lines before it say), and
+/// serde-saphyr's message on one line.
+fn syntax_problem(
+    source: &Arc<str>,
+    chunk: &Chunk<'_>,
+    document: usize,
+    err: &serde_saphyr::Error,
+) -> Problem {
+    use serde_saphyr::MessageFormatter;
+    let location = err.location();
+    let relative_line = location.map_or(1, |l| l.line() as usize);
+    let line = chunk.first_line - 1 + relative_line;
+    let column = location.map_or(0, |l| l.column());
+    let message: String = serde_saphyr::UserMessageFormatter
+        .format_message(err.without_snippet())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let object = object_before(chunk.text, relative_line);
+    let mut text = format!("document {document}: ");
+    if !object.is_empty() {
+        text.push_str(&format!("{object}: "));
+    }
+    if column > 0 {
+        text.push_str(&format!(
+            "YAML syntax error at column {column}: {message}; skipped"
+        ));
+    } else {
+        text.push_str(&format!("YAML syntax error: {message}; skipped"));
+    }
+    error_problem(
+        Origin {
+            source: source.clone(),
+            line: Some(line),
+        },
+        object,
+        text,
+        Some(format!(
+            "correct the YAML at line {line} (most often the indentation: the keys of one \
+             mapping start in the same column)"
+        )),
+    )
+}
+
+/// `Kind namespace/name` from the lines of `text` before `line`, if they parse on their own: the
+/// object a syntax error is in, since kubectl prints apiVersion, kind and metadata first.
+fn object_before(text: &str, line: usize) -> String {
+    let end = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    match serde_saphyr::from_multiple::<Option<Value>>(&text[..end]) {
+        Ok(values) => values
+            .last()
+            .and_then(Option::as_ref)
+            .map(describe_document)
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn convert_into(
+    loaded: &mut Loaded,
+    value: Value,
+    origin: Origin,
+    document: usize,
+    item_lines: Option<&[usize]>,
+) {
     match convert_document(value) {
         Ok(Document::Object(object)) => loaded.objects.push((object, origin)),
         Ok(Document::Deprecated(object, hint)) => {
@@ -163,37 +313,194 @@ fn convert_into(loaded: &mut Loaded, value: Value, origin: Origin, document: usi
         }
         Ok(Document::List(items)) => {
             for (i, item) in items.into_iter().enumerate() {
-                convert_item(loaded, item, &origin, document, i);
+                let origin = Origin {
+                    source: origin.source.clone(),
+                    line: item_lines.and_then(|l| l.get(i).copied()).or(origin.line),
+                };
+                convert_item(loaded, item, origin, document, i);
             }
         }
-        Ok(Document::Ignored { kind, known: true }) => {
+        Ok(Document::Ignored {
+            kind, known: true, ..
+        }) => {
             debug!(%origin, kind, "skipped an object of a kind DNS does not use");
         }
-        Ok(Document::Ignored { kind, known: false }) => loaded.problems.push(Problem {
-            severity: Severity::Warning,
-            origin: Some(origin),
-            object: String::new(),
-            message: format!("document {document}: unknown kind {kind:?}; skipped"),
-            fix: Some("stsdns reads Service, EndpointSlice, Pod and StatefulSet".into()),
-        }),
+        Ok(Document::Ignored {
+            kind,
+            object,
+            known: false,
+        }) => {
+            let object = format!("{kind} {object}");
+            let read = "stsdns reads Service, EndpointSlice, Pod and StatefulSet";
+            let fix = match suggest_kind(&kind) {
+                Some(meant) => format!("set kind: {meant} ({read})"),
+                None => read.to_owned(),
+            };
+            loaded.problems.push(Problem {
+                severity: Severity::Warning,
+                origin: Some(origin),
+                message: format!("document {document}: {object}: unknown kind {kind:?}; skipped"),
+                object,
+                fix: Some(fix),
+            });
+        }
         Err(err) => loaded.problems.push(error_problem(
             origin,
             String::new(),
             format!("document {document}: {err}; skipped"),
+            err.fix(),
         )),
     }
 }
 
-fn convert_item(loaded: &mut Loaded, item: Value, origin: &Origin, document: usize, index: usize) {
-    // Items of a List share the document's line; the index tells them apart.
+fn convert_item(loaded: &mut Loaded, item: Value, origin: Origin, document: usize, index: usize) {
+    // Items of a List carry their own line; the index tells them apart in messages too.
     let before = loaded.problems.len();
-    convert_into(loaded, item, origin.clone(), document);
+    convert_into(loaded, item, origin, document, None);
     for problem in &mut loaded.problems[before..] {
         problem.message = problem.message.replacen(
             &format!("document {document}:"),
             &format!("document {document}, item {index}:"),
             1,
         );
+    }
+}
+
+/// What the watched feed remembers of each file: its objects as last loaded without error.
+type LastGood = HashMap<PathBuf, Vec<(Object, Origin)>>;
+
+/// Loads every file under `path`, keeping the last good version of a file that now has errors
+/// or has become empty, so a broken edit never takes records away.
+fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
+    let files = manifest_files(path)?;
+    let mut loaded = Loaded::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        let mut this = Loaded::default();
+        parse_into(&mut this, &file.display().to_string(), &text);
+        let broken = this.problems.iter().any(|p| p.severity == Severity::Error);
+        let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| !o.is_empty());
+        match last_good.get(file) {
+            Some(previous) if broken || emptied => {
+                let why = if broken { "has errors" } else { "is empty" };
+                this.problems.push(Problem {
+                    severity: Severity::Warning,
+                    origin: Some(Origin {
+                        source: Arc::from(file.display().to_string()),
+                        line: None,
+                    }),
+                    object: String::new(),
+                    message: format!(
+                        "{why}; its last good version keeps serving ({} objects)",
+                        previous.len()
+                    ),
+                    fix: Some("fix the file (delete it to remove its objects)".into()),
+                });
+                this.objects = previous.clone();
+            }
+            _ => {
+                last_good.insert(file.clone(), this.objects.clone());
+            }
+        }
+        loaded.files += 1;
+        loaded.objects.extend(this.objects);
+        loaded.problems.extend(this.problems);
+    }
+    last_good.retain(|file, _| files.contains(file));
+    Ok(loaded)
+}
+
+/// Sends one full list: `Init`, every object, `InitDone`, then the problems.
+async fn send_list(
+    source: &SourceId,
+    loaded: Loaded,
+    tx: &EventSender,
+) -> std::result::Result<(), Closed> {
+    let send = |event| {
+        tx.send(SourceEvent {
+            source: source.clone(),
+            event,
+        })
+    };
+    send(Event::Init).await.map_err(|_| Closed)?;
+    for (object, origin) in loaded.objects {
+        send(Event::InitApply(object, origin))
+            .await
+            .map_err(|_| Closed)?;
+    }
+    send(Event::InitDone).await.map_err(|_| Closed)?;
+    for problem in loaded.problems {
+        send(Event::Problem(problem)).await.map_err(|_| Closed)?;
+    }
+    Ok(())
+}
+
+/// The reconciler is gone: the feed has no one to tell.
+struct Closed;
+
+/// Sends the embedded example as one list.
+pub async fn run_embedded(source: SourceId, tx: EventSender) {
+    let _ = send_list(&source, load_embedded(), &tx).await;
+}
+
+/// The watched manifest feed: sends `path` as a full list, then again after every change under
+/// it (file system notifications; editors that write a temporary file and rename it over the
+/// original work, since the parent directory is watched). A file with errors keeps its last good
+/// version, so a broken edit is reported and changes nothing. Returns when the receiver is gone.
+pub async fn watch(path: PathBuf, source: SourceId, tx: EventSender) -> Result<()> {
+    let is_dir = std::fs::metadata(&path)
+        .map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?
+        .is_dir();
+    // A single file is watched through its directory, so a rename over it is seen.
+    let watched = if is_dir {
+        path.clone()
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let (mut changes, _watcher) = super::watch_changes(&watched, is_dir);
+    let mut last_good = LastGood::new();
+    loop {
+        let reloaded = {
+            let path = path.clone();
+            let mut state = std::mem::take(&mut last_good);
+            let result = tokio::task::spawn_blocking(move || {
+                let result = reload(&path, &mut state);
+                (result, state)
+            })
+            .await;
+            match result {
+                Ok((result, state)) => {
+                    last_good = state;
+                    result
+                }
+                Err(join) => {
+                    warn!(%source, error = %join, "manifest reload failed");
+                    continue;
+                }
+            }
+        };
+        match reloaded {
+            Ok(loaded) => {
+                if send_list(&source, loaded, &tx).await.is_err() {
+                    return Ok(());
+                }
+            }
+            // The path went away or cannot be read: the last good state keeps serving.
+            Err(error) => {
+                warn!(%source, error = %error, "cannot read the feed; keeping the last good state");
+            }
+        }
+        if !super::next_change(&mut changes, &tx).await {
+            return Ok(());
+        }
     }
 }
 
@@ -222,6 +529,138 @@ mod tests {
         let shown = loaded.problems[0].to_string();
         assert!(shown.starts_with("error: svc-nginx.yaml:"), "{shown}");
         assert!(!shown.contains('\n'), "{shown}");
+    }
+
+    fn pod(name: &str) -> String {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n")
+    }
+
+    fn names_and_lines(loaded: &Loaded) -> Vec<(String, Option<usize>)> {
+        loaded
+            .objects
+            .iter()
+            .map(|(object, origin)| (object.describe(), origin.line))
+            .collect()
+    }
+
+    /// A syntax error used to drop the whole file; now only its document, as kubectl does.
+    #[test]
+    fn a_syntax_error_costs_only_its_document() {
+        let mut loaded = Loaded::default();
+        let text = format!(
+            "{}---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: b\n   labels: x\n---\n{}",
+            pod("a"),
+            pod("c")
+        );
+        parse_into(&mut loaded, "pods.yaml", &text);
+        assert_eq!(
+            names_and_lines(&loaded),
+            [
+                ("Pod default/a".to_owned(), Some(1)),
+                ("Pod default/c".to_owned(), Some(12))
+            ]
+        );
+        let shown: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "error: pods.yaml:10: document 2: Pod default/b: YAML syntax error at column 10: \
+              mapping values are not allowed in this context; skipped; fix: correct the YAML at \
+              line 10 (most often the indentation: the keys of one mapping start in the same \
+              column)"
+            ]
+        );
+    }
+
+    #[test]
+    fn document_markers_split_only_at_column_zero() {
+        let text =
+            "# leading comment\n---\na: 1\n--- # second\nb: |\n  ---\n  text\n---\n\n...\n---{x}\n";
+        let chunks: Vec<(usize, &str)> = split_documents(text)
+            .iter()
+            .map(|c| (c.first_line, c.text))
+            .collect();
+        assert_eq!(
+            chunks,
+            [
+                (1, "# leading comment\n---\na: 1\n"),
+                (4, "--- # second\nb: |\n  ---\n  text\n"),
+                (8, "---\n\n...\n---{x}\n"),
+            ]
+        );
+        let directive = "%YAML 1.2\n---\nkind: Pod\n";
+        let chunks = split_documents(directive);
+        assert_eq!((chunks.len(), chunks[0].text), (1, directive));
+    }
+
+    #[test]
+    fn empty_documents_are_not_counted() {
+        let mut loaded = Loaded::default();
+        let text = format!(
+            "---\n# nothing\n---\n{}---\n---\napiVersion: v1\nkind: Pod\n",
+            pod("a")
+        );
+        parse_into(&mut loaded, "pods.yaml", &text);
+        assert_eq!(
+            names_and_lines(&loaded),
+            [("Pod default/a".to_owned(), Some(4))]
+        );
+        assert_eq!(
+            loaded.problems[0].to_string(),
+            "error: pods.yaml:10: document 2: Pod without metadata.name; skipped; fix: set \
+             metadata.name"
+        );
+    }
+
+    /// `kubectl get … -o yaml` prints one List: each item is reported at its own line.
+    #[test]
+    fn list_items_carry_their_own_line() {
+        let mut loaded = Loaded::default();
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: a\n- apiVersion: v1\n  kind: Pod\n  metadata: {}\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: c\n";
+        parse_into(&mut loaded, "list.yaml", text);
+        assert_eq!(
+            names_and_lines(&loaded),
+            [
+                ("Pod default/a".to_owned(), Some(4)),
+                ("Pod default/c".to_owned(), Some(11))
+            ]
+        );
+        assert_eq!(
+            loaded.problems[0].to_string(),
+            "error: list.yaml:8: document 1, item 1: Pod without metadata.name; skipped; fix: \
+             set metadata.name"
+        );
+    }
+
+    #[test]
+    fn the_example_list_items_have_distinct_lines() {
+        let loaded = load_embedded();
+        let lines: Vec<usize> = loaded
+            .objects
+            .iter()
+            .filter(|(_, origin)| &*origin.source == "zones/default.yaml")
+            .filter_map(|(_, origin)| origin.line)
+            .collect();
+        let mut distinct = lines.clone();
+        distinct.dedup();
+        assert_eq!(distinct, lines, "one line per item, in order");
+        assert!(lines.len() >= 10, "{lines:?}");
+    }
+
+    #[test]
+    fn unknown_kind_names_the_object_and_the_kind_meant() {
+        let mut loaded = Loaded::default();
+        parse_into(
+            &mut loaded,
+            "svc.yaml",
+            "apiVersion: v1\nkind: service\nmetadata:\n  name: web\n  namespace: prod\n",
+        );
+        assert_eq!(
+            loaded.problems[0].to_string(),
+            "warning: svc.yaml:1: document 1: service prod/web: unknown kind \"service\"; \
+             skipped; fix: set kind: Service (stsdns reads Service, EndpointSlice, Pod and \
+             StatefulSet)"
+        );
     }
 
     #[test]

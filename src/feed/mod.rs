@@ -7,6 +7,8 @@
 
 pub mod event;
 pub mod file;
+pub mod kube;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -45,4 +47,60 @@ pub struct Loaded {
     pub problems: Vec<Problem>,
     /// How many files were read.
     pub files: usize,
+}
+
+/// How often a watched path is re-read when file system notifications are not available.
+pub const POLL_FALLBACK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Watches `path` (recursively for a directory); each change sends a wake-up, coalesced (the
+/// channel holds one). `None` when notifications are unavailable (then callers poll).
+pub(crate) fn watch_changes(
+    path: &std::path::Path,
+    recursive: bool,
+) -> (
+    Option<tokio::sync::mpsc::Receiver<()>>,
+    Option<notify::RecommendedWatcher>,
+) {
+    use notify::Watcher;
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1);
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Access events (reads, including our own) change nothing.
+        if event.is_ok_and(|e| e.kind.is_access()) {
+            return;
+        }
+        // Full means a wake-up is already pending; that one will see this change too.
+        let _ = wake_tx.try_send(());
+    });
+    let mode = if recursive {
+        notify::RecursiveMode::Recursive
+    } else {
+        notify::RecursiveMode::NonRecursive
+    };
+    match watcher.and_then(|mut watcher| watcher.watch(path, mode).map(|()| watcher)) {
+        Ok(watcher) => (Some(wake_rx), Some(watcher)),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "cannot watch for changes; polling");
+            (None, None)
+        }
+    }
+}
+
+/// Waits for the next change (or the poll interval without notifications); `false` when the
+/// receiving end of `tx` is gone and the feed should stop.
+pub(crate) async fn next_change(
+    changes: &mut Option<tokio::sync::mpsc::Receiver<()>>,
+    tx: &event::EventSender,
+) -> bool {
+    tokio::select! {
+        woken = async {
+            match changes {
+                Some(rx) => rx.recv().await.is_some(),
+                None => {
+                    tokio::time::sleep(POLL_FALLBACK).await;
+                    true
+                }
+            }
+        } => woken,
+        () = tx.closed() => false,
+    }
 }

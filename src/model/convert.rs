@@ -49,7 +49,7 @@ pub enum ConvertError {
         kind: String,
     },
     /// A field has the wrong type or is missing.
-    #[error("{kind} {object}: field {path}: {source}")]
+    #[error("{kind} {object}: {}{source}", field_prefix(path))]
     Field {
         /// The object's kind.
         kind: String,
@@ -73,6 +73,110 @@ pub enum ConvertError {
     },
 }
 
+impl ConvertError {
+    /// How to fix the document, when the error alone does not say.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Self::NotAnObject => Some(
+                "write the object as a mapping with apiVersion, kind and metadata, as \
+                 `kubectl get -o yaml` prints it"
+                    .into(),
+            ),
+            Self::MissingKind => {
+                Some("add kind: Service, EndpointSlice, Pod or StatefulSet".into())
+            }
+            Self::UnsupportedApiVersion { expected, .. } => {
+                Some(format!("set apiVersion: {expected}"))
+            }
+            Self::MissingName { .. } => Some("set metadata.name".into()),
+            Self::Field { kind, path, .. } if path == "." => Some(format!(
+                "compare the object with what `kubectl explain {}` shows",
+                explain_path(kind, path)
+            )),
+            Self::Field { kind, path, .. } => Some(format!(
+                "give {path} the type the Kubernetes API defines (`kubectl explain {}` shows it)",
+                explain_path(kind, path)
+            )),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+/// `field spec.ports[0].port: ` before a field's error; nothing for the object itself (`.`).
+fn field_prefix(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        String::new()
+    } else {
+        format!("field {path}: ")
+    }
+}
+
+/// `spec.ports[0].port` of a Service → `service.spec.ports.port`, what `kubectl explain` takes.
+fn explain_path(kind: &str, path: &str) -> String {
+    let mut explain = kind.to_ascii_lowercase();
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        let field = segment.split('[').next().unwrap_or(segment);
+        if !field.is_empty() {
+            explain.push('.');
+            explain.push_str(field);
+        }
+    }
+    explain
+}
+
+/// The kind a misspelt `kind` probably meant: one of the four we read, ignoring letter case and
+/// at most two edits away (`Sevice` → `Service`, `statefulset` → `StatefulSet`).
+pub fn suggest_kind(kind: &str) -> Option<&'static str> {
+    const KINDS: [&str; 4] = ["Service", "EndpointSlice", "Pod", "StatefulSet"];
+    let lower = kind.to_ascii_lowercase();
+    KINDS
+        .into_iter()
+        .map(|k| (edit_distance(&lower, &k.to_ascii_lowercase()), k))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (kinds are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// `Kind namespace/name` of a raw document, as far as it tells; empty when it has neither a kind
+/// nor a name. Names documents that fail before conversion (a YAML syntax error further down).
+pub fn describe_document(doc: &Value) -> String {
+    let Value::Object(map) = doc else {
+        return String::new();
+    };
+    let kind = map.get("kind").and_then(Value::as_str);
+    let has_name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .is_some();
+    match (kind, has_name) {
+        (Some(kind), true) => format!("{kind} {}", describe_meta(map)),
+        (Some(kind), false) => kind.to_owned(),
+        (None, true) => describe_meta(map),
+        (None, false) => String::new(),
+    }
+}
+
 /// What a document turned out to be.
 #[derive(Debug)]
 pub enum Document {
@@ -84,6 +188,8 @@ pub enum Document {
     Ignored {
         /// Its kind.
         kind: String,
+        /// `namespace/name`, as far as the metadata tells.
+        object: String,
         /// Whether Kubernetes has such a kind at all: a misspelt kind deserves a warning.
         known: bool,
     },
@@ -173,7 +279,12 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
         "StatefulSet" => "apps/v1",
         _ => {
             let known = OTHER_KNOWN_KINDS.contains(&kind.as_str());
-            return Ok(Document::Ignored { kind, known });
+            let object = describe_meta(map);
+            return Ok(Document::Ignored {
+                kind,
+                object,
+                known,
+            });
         }
     };
     let object_name = describe_meta(map);
@@ -193,6 +304,13 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
             expected,
         });
     };
+    let mut doc = doc;
+    if deprecated.is_some() {
+        // k8s-openapi checks apiVersion; the old StatefulSet versions read as apps/v1.
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("apiVersion".into(), Value::from(expected));
+        }
+    }
 
     let object = match kind.as_str() {
         "Service" => Object::Service(service(typed(doc, &kind)?)?),
@@ -673,6 +791,44 @@ mod tests {
         };
         assert!(sts.selector.is_none());
         assert!(hint.contains("apps/v1beta1"), "{hint}");
+    }
+
+    #[test]
+    fn wrong_field_type_fix_points_at_kubectl_explain() {
+        let doc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"ports": [{"port": "eighty"}]}});
+        let err = convert_document(doc).expect_err("must fail");
+        assert_eq!(
+            err.fix().as_deref(),
+            Some(
+                "give spec.ports[0].port the type the Kubernetes API defines \
+                 (`kubectl explain service.spec.ports.port` shows it)"
+            )
+        );
+    }
+
+    #[test]
+    fn errors_of_the_whole_object_name_no_field() {
+        assert_eq!(field_prefix("."), "");
+        assert_eq!(field_prefix("spec.replicas"), "field spec.replicas: ");
+    }
+
+    #[test]
+    fn misspelt_kinds_get_a_suggestion() {
+        assert_eq!(suggest_kind("Sevice"), Some("Service"));
+        assert_eq!(suggest_kind("statefulset"), Some("StatefulSet"));
+        assert_eq!(suggest_kind("Pods"), Some("Pod"));
+        assert_eq!(suggest_kind("EndpointSlices"), Some("EndpointSlice"));
+        assert_eq!(suggest_kind("Gateway"), None);
+    }
+
+    #[test]
+    fn documents_are_described_by_kind_and_name() {
+        let doc = json!({"kind": "Sevice", "metadata": {"name": "svc-nginx", "namespace": "prod"}});
+        assert_eq!(describe_document(&doc), "Sevice prod/svc-nginx");
+        assert_eq!(describe_document(&json!({"kind": "Pod"})), "Pod");
+        assert_eq!(describe_document(&json!({"spec": {}})), "");
     }
 
     #[test]

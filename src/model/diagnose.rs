@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{ClusterState, Object, ObjectKey, Origin, ServiceKind};
+use super::{ClusterState, Kind, Object, ObjectKey, ObjectRef, Origin, ServiceKind};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,14 +56,19 @@ impl fmt::Display for Problem {
 fn problem(
     severity: Severity,
     state: &ClusterState,
-    kind: &'static str,
+    kind: Kind,
     key: &ObjectKey,
     message: String,
     fix: Option<String>,
 ) -> Problem {
     Problem {
         severity,
-        origin: state.origin(kind, key).cloned(),
+        origin: state
+            .origin(&ObjectRef {
+                kind,
+                key: key.clone(),
+            })
+            .cloned(),
         object: format!("{kind} {key}"),
         message,
         fix,
@@ -84,7 +89,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
             None => problems.push(problem(
                 Severity::Error,
                 state,
-                "StatefulSet",
+                Kind::StatefulSet,
                 key,
                 "has no spec.selector (apps/v1 requires one; the API server rejects it with \
                  'missing required field \"selector\"')"
@@ -98,7 +103,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
                 problems.push(problem(
                     Severity::Error,
                     state,
-                    "StatefulSet",
+                    Kind::StatefulSet,
                     key,
                     format!(
                         "spec.selector does not match the template labels {} (the API server \
@@ -117,7 +122,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
             None => problems.push(problem(
                 Severity::Error,
                 state,
-                "StatefulSet",
+                Kind::StatefulSet,
                 key,
                 "has no spec.serviceName, so its pods get no per-pod DNS names".into(),
                 Some("set spec.serviceName to a headless Service (clusterIP: None) selecting its pods".into()),
@@ -126,7 +131,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
                 None => problems.push(problem(
                     Severity::Error,
                     state,
-                    "StatefulSet",
+                    Kind::StatefulSet,
                     key,
                     format!(
                         "spec.serviceName names Service {}/{name}, which does not exist",
@@ -142,7 +147,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
                 Some(svc) if svc.kind != ServiceKind::Headless => problems.push(problem(
                     Severity::Error,
                     state,
-                    "StatefulSet",
+                    Kind::StatefulSet,
                     key,
                     format!(
                         "spec.serviceName names Service {}/{name}, which is not headless, so \
@@ -161,7 +166,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
             problems.push(problem(
                 Severity::Warning,
                 state,
-                "EndpointSlice",
+                Kind::EndpointSlice,
                 &slice.key,
                 format!(
                     "has no label {} and belongs to no Service; it is ignored",
@@ -201,7 +206,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
             problems.push(problem(
                 Severity::Warning,
                 state,
-                "Pod",
+                Kind::Pod,
                 &pod.key,
                 format!(
                     "is {why}, so Service {} does not publish it (no A, SRV or PTR record)",

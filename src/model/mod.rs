@@ -9,10 +9,12 @@ pub mod convert;
 pub mod diagnose;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 pub use types::*;
+
+use crate::feed::event::{Event, SourceId};
 
 /// One endpoint as DNS sees it: readiness already decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,35 +36,101 @@ pub struct EndpointGroup {
     pub endpoints: Vec<ResolvedEndpoint>,
 }
 
-/// The objects of the feed, indexed for the record builder and `check`.
+/// What a change touched: the record builder rebuilds exactly these.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dirty {
+    /// Services whose records may have changed.
+    pub services: BTreeSet<ServiceKey>,
+    /// Namespaces that appeared or disappeared.
+    pub namespaces: BTreeSet<Namespace>,
+    /// Pods whose addresses may have changed (for `--pods verified`).
+    pub pods: BTreeSet<ObjectKey>,
+}
+
+impl Dirty {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.namespaces.is_empty() && self.pods.is_empty()
+    }
+
+    /// Adds what `other` touched.
+    pub fn merge(&mut self, other: Dirty) {
+        self.services.extend(other.services);
+        self.namespaces.extend(other.namespaces);
+        self.pods.extend(other.pods);
+    }
+}
+
+/// What applying one feed event did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// What changed.
+    pub dirty: Dirty,
+    /// Input that was reported and not applied.
+    pub problems: Vec<diagnose::Problem>,
+    /// Events that made no sense for the state (a DELETED for an object never seen).
+    pub warnings: Vec<String>,
+}
+
+/// What the state remembers of each feed: the objects it said, and a list in progress.
+#[derive(Debug, Default, Clone)]
+struct SourceState {
+    /// Objects this source said last.
+    objects: HashSet<ObjectRef>,
+    /// `Init` … `InitDone` in progress: applied all at once at `InitDone`.
+    pending: Option<Vec<(Object, Origin)>>,
+    /// Whether a first full list has completed.
+    listed: bool,
+}
+
+/// The objects of the feeds, indexed for the record builder and `check`.
 #[derive(Debug, Default, Clone)]
 pub struct ClusterState {
     services: BTreeMap<ServiceKey, Service>,
     slices: BTreeMap<ObjectKey, EndpointSlice>,
     pods: BTreeMap<ObjectKey, Pod>,
     statefulsets: BTreeMap<ObjectKey, StatefulSet>,
-    origins: HashMap<(&'static str, ObjectKey), Origin>,
+    origins: HashMap<ObjectRef, Origin>,
     /// EndpointSlices by the Service they name, so a Service finds its slices in one lookup.
     slices_by_service: HashMap<ServiceKey, BTreeSet<ObjectKey>>,
     /// Pods by (namespace, label, value), so selectors do not scan every Pod.
     pods_by_label: HashMap<(Namespace, String, String), BTreeSet<ObjectKey>>,
+    /// Services by each (namespace, label, value) of their selector, so a Pod change finds the
+    /// Services it may belong to without a scan.
+    services_by_selector: HashMap<(Namespace, String, String), BTreeSet<ServiceKey>>,
     /// How many objects live in each namespace: a namespace exists while any object does.
     namespaces: BTreeMap<Namespace, usize>,
+    /// Per feed: what it said, so a relist replaces only its own objects.
+    sources: HashMap<SourceId, SourceState>,
+    /// Which feed said each object last.
+    owners: HashMap<ObjectRef, SourceId>,
 }
 
-fn kind_of(object: &Object) -> &'static str {
-    match object {
-        Object::Service(_) => "Service",
-        Object::EndpointSlice(_) => "EndpointSlice",
-        Object::Pod(_) => "Pod",
-        Object::StatefulSet(_) => "StatefulSet",
-    }
-}
-
-fn service_object_key(key: &ServiceKey) -> ObjectKey {
-    ObjectKey {
+fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
+    Some(ServiceKey {
         namespace: key.namespace.clone(),
-        name: key.name.as_str().into(),
+        name: ServiceName::new(&key.name).ok()?,
+    })
+}
+
+fn add_index<K: Eq + std::hash::Hash, V: Ord>(
+    index: &mut HashMap<K, BTreeSet<V>>,
+    key: K,
+    value: V,
+) {
+    index.entry(key).or_default().insert(value);
+}
+
+fn remove_index<K: Eq + std::hash::Hash, V: Ord>(
+    index: &mut HashMap<K, BTreeSet<V>>,
+    key: K,
+    value: &V,
+) {
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = index.entry(key) {
+        entry.get_mut().remove(value);
+        if entry.get().is_empty() {
+            entry.remove();
+        }
     }
 }
 
@@ -74,17 +142,40 @@ impl ClusterState {
 
     /// Adds or replaces an object; returns where the replaced one came from, if any.
     pub fn insert(&mut self, object: Object, origin: Origin) -> Option<Origin> {
-        let kind = kind_of(&object);
-        let key = match &object {
-            Object::Service(s) => service_object_key(&s.key),
-            Object::EndpointSlice(s) => s.key.clone(),
-            Object::Pod(p) => p.key.clone(),
-            Object::StatefulSet(s) => s.key.clone(),
+        self.upsert(object, origin).0
+    }
+
+    /// Adds or replaces an object; returns the replaced one's origin and what changed. An
+    /// object equal to the one it replaces changes nothing.
+    pub fn upsert(&mut self, object: Object, origin: Origin) -> (Option<Origin>, Dirty) {
+        let reference = object.reference();
+        let replaced = self.origins.insert(reference.clone(), origin);
+        if replaced.is_some() && self.get(&reference).is_some_and(|old| old == object) {
+            return (replaced, Dirty::default());
+        }
+        let mut dirty = match self.take(&reference) {
+            Some(dirty) => dirty,
+            None => {
+                let namespace = reference.key.namespace.clone();
+                let count = self.namespaces.entry(namespace.clone()).or_default();
+                *count += 1;
+                let mut dirty = Dirty::default();
+                if *count == 1 {
+                    dirty.namespaces.insert(namespace);
+                }
+                dirty
+            }
         };
-        let previous = self.remove(kind, &key);
-        *self.namespaces.entry(key.namespace.clone()).or_default() += 1;
+        dirty.merge(self.touched_by(&object));
         match object {
             Object::Service(s) => {
+                for (k, v) in s.selector.iter().flatten() {
+                    add_index(
+                        &mut self.services_by_selector,
+                        (s.key.namespace.clone(), k.clone(), v.clone()),
+                        s.key.clone(),
+                    );
+                }
                 self.services.insert(s.key.clone(), s);
             }
             Object::EndpointSlice(s) => {
@@ -93,19 +184,17 @@ impl ClusterState {
                         namespace: s.key.namespace.clone(),
                         name: service.clone(),
                     };
-                    self.slices_by_service
-                        .entry(skey)
-                        .or_default()
-                        .insert(s.key.clone());
+                    add_index(&mut self.slices_by_service, skey, s.key.clone());
                 }
                 self.slices.insert(s.key.clone(), s);
             }
             Object::Pod(p) => {
                 for (k, v) in &p.labels {
-                    self.pods_by_label
-                        .entry((p.key.namespace.clone(), k.clone(), v.clone()))
-                        .or_default()
-                        .insert(p.key.clone());
+                    add_index(
+                        &mut self.pods_by_label,
+                        (p.key.namespace.clone(), k.clone(), v.clone()),
+                        p.key.clone(),
+                    );
                 }
                 self.pods.insert(p.key.clone(), p);
             }
@@ -113,66 +202,193 @@ impl ClusterState {
                 self.statefulsets.insert(s.key.clone(), s);
             }
         }
-        let replaced = self.origins.insert((kind, key), origin);
-        previous.and(replaced)
+        (replaced, dirty)
     }
 
-    /// Removes an object by kind (`"Pod"`, …) and key; returns whether it existed.
-    pub fn remove(&mut self, kind: &'static str, key: &ObjectKey) -> Option<()> {
-        let existed = match kind {
-            "Service" => {
-                let skey = ServiceKey {
-                    namespace: key.namespace.clone(),
-                    name: ServiceName::new(&key.name).ok()?,
-                };
-                self.services.remove(&skey).is_some()
-            }
-            "EndpointSlice" => match self.slices.remove(key) {
-                Some(s) => {
-                    if let Some(service) = s.service {
-                        let skey = ServiceKey {
-                            namespace: key.namespace.clone(),
-                            name: service,
-                        };
-                        if let Some(set) = self.slices_by_service.get_mut(&skey) {
-                            set.remove(key);
-                            if set.is_empty() {
-                                self.slices_by_service.remove(&skey);
-                            }
-                        }
-                    }
-                    true
-                }
-                None => false,
-            },
-            "Pod" => match self.pods.remove(key) {
-                Some(p) => {
-                    for (k, v) in p.labels {
-                        let index = (key.namespace.clone(), k, v);
-                        if let Some(set) = self.pods_by_label.get_mut(&index) {
-                            set.remove(key);
-                            if set.is_empty() {
-                                self.pods_by_label.remove(&index);
-                            }
-                        }
-                    }
-                    true
-                }
-                None => false,
-            },
-            _ => self.statefulsets.remove(key).is_some(),
-        };
-        if !existed {
-            return None;
-        }
-        self.origins.remove(&(kind, key.clone()));
-        if let Some(count) = self.namespaces.get_mut(&key.namespace) {
+    /// Removes an object; returns what changed, or `None` if there was no such object.
+    pub fn delete(&mut self, reference: &ObjectRef) -> Option<Dirty> {
+        let mut dirty = self.take(reference)?;
+        self.origins.remove(reference);
+        self.owners.remove(reference);
+        let namespace = &reference.key.namespace;
+        if let Some(count) = self.namespaces.get_mut(namespace) {
             *count -= 1;
             if *count == 0 {
-                self.namespaces.remove(&key.namespace);
+                self.namespaces.remove(namespace);
+                dirty.namespaces.insert(namespace.clone());
             }
         }
-        Some(())
+        Some(dirty)
+    }
+
+    /// The object itself, rebuilt as an [`Object`] for comparison.
+    fn get(&self, reference: &ObjectRef) -> Option<Object> {
+        let key = &reference.key;
+        Some(match reference.kind {
+            Kind::Service => Object::Service(self.services.get(&service_key(key)?)?.clone()),
+            Kind::EndpointSlice => Object::EndpointSlice(self.slices.get(key)?.clone()),
+            Kind::Pod => Object::Pod(self.pods.get(key)?.clone()),
+            Kind::StatefulSet => Object::StatefulSet(self.statefulsets.get(key)?.clone()),
+        })
+    }
+
+    /// Takes an object out of the maps and indexes (not its origin or namespace count);
+    /// returns what its absence touches.
+    fn take(&mut self, reference: &ObjectRef) -> Option<Dirty> {
+        let key = &reference.key;
+        let object = match reference.kind {
+            Kind::Service => {
+                let service = self.services.remove(&service_key(key)?)?;
+                for (k, v) in service.selector.iter().flatten() {
+                    remove_index(
+                        &mut self.services_by_selector,
+                        (key.namespace.clone(), k.clone(), v.clone()),
+                        &service.key,
+                    );
+                }
+                Object::Service(service)
+            }
+            Kind::EndpointSlice => {
+                let slice = self.slices.remove(key)?;
+                if let Some(service) = &slice.service {
+                    let skey = ServiceKey {
+                        namespace: key.namespace.clone(),
+                        name: service.clone(),
+                    };
+                    remove_index(&mut self.slices_by_service, skey, key);
+                }
+                Object::EndpointSlice(slice)
+            }
+            Kind::Pod => {
+                let pod = self.pods.remove(key)?;
+                for (k, v) in &pod.labels {
+                    remove_index(
+                        &mut self.pods_by_label,
+                        (key.namespace.clone(), k.clone(), v.clone()),
+                        key,
+                    );
+                }
+                Object::Pod(pod)
+            }
+            Kind::StatefulSet => Object::StatefulSet(self.statefulsets.remove(key)?),
+        };
+        Some(self.touched_by(&object))
+    }
+
+    /// The records an object's presence or absence can change.
+    fn touched_by(&self, object: &Object) -> Dirty {
+        let mut dirty = Dirty::default();
+        match object {
+            Object::Service(s) => {
+                dirty.services.insert(s.key.clone());
+            }
+            Object::EndpointSlice(s) => {
+                if let Some(service) = &s.service {
+                    dirty.services.insert(ServiceKey {
+                        namespace: s.key.namespace.clone(),
+                        name: service.clone(),
+                    });
+                }
+            }
+            Object::Pod(p) => {
+                dirty.pods.insert(p.key.clone());
+                for (k, v) in &p.labels {
+                    let index = (p.key.namespace.clone(), k.clone(), v.clone());
+                    for skey in self.services_by_selector.get(&index).into_iter().flatten() {
+                        let selects = self.services.get(skey).is_some_and(|svc| {
+                            svc.selector
+                                .iter()
+                                .flatten()
+                                .all(|(k, v)| p.labels.get(k) == Some(v))
+                        });
+                        if selects {
+                            dirty.services.insert(skey.clone());
+                        }
+                    }
+                }
+            }
+            Object::StatefulSet(_) => {}
+        }
+        dirty
+    }
+
+    /// Applies one feed event. A list (`Init` … `InitDone`) replaces the objects that source
+    /// said before, all at once at `InitDone`; other sources' objects are untouched.
+    pub fn apply(&mut self, source: &SourceId, event: Event) -> Applied {
+        let mut applied = Applied::default();
+        let state = self.sources.entry(source.clone()).or_default();
+        match event {
+            Event::Init => state.pending = Some(Vec::new()),
+            Event::InitApply(object, origin) => {
+                state
+                    .pending
+                    .get_or_insert_with(Vec::new)
+                    .push((object, origin));
+            }
+            Event::InitDone => {
+                let listed = state.pending.take().unwrap_or_default();
+                state.listed = true;
+                let previous = std::mem::take(&mut state.objects);
+                let current: HashSet<ObjectRef> =
+                    listed.iter().map(|(o, _)| o.reference()).collect();
+                for gone in previous.difference(&current) {
+                    if self.owners.get(gone) == Some(source)
+                        && let Some(dirty) = self.delete(gone)
+                    {
+                        applied.dirty.merge(dirty);
+                    }
+                }
+                for (object, origin) in listed {
+                    let reference = object.reference();
+                    applied.dirty.merge(self.upsert(object, origin).1);
+                    self.owners.insert(reference, source.clone());
+                }
+                if let Some(state) = self.sources.get_mut(source) {
+                    state.objects = current;
+                }
+            }
+            Event::Apply(object, origin) => {
+                let reference = object.reference();
+                applied.dirty = self.upsert(object, origin).1;
+                self.owners.insert(reference.clone(), source.clone());
+                if let Some(state) = self.sources.get_mut(source) {
+                    state.objects.insert(reference);
+                }
+            }
+            Event::Delete(reference, origin) => {
+                if let Some(state) = self.sources.get_mut(source) {
+                    state.objects.remove(&reference);
+                }
+                match self.delete(&reference) {
+                    Some(dirty) => applied.dirty = dirty,
+                    None => applied.warnings.push(format!(
+                        "{origin}: DELETED for {reference}, which was never seen; ignored"
+                    )),
+                }
+            }
+            Event::Problem(problem) => applied.problems.push(problem),
+        }
+        applied
+    }
+
+    /// Whether `source` has delivered a first complete list.
+    pub fn is_listed(&self, source: &SourceId) -> bool {
+        self.sources.get(source).is_some_and(|s| s.listed)
+    }
+
+    /// Whether the namespace has any object.
+    pub fn has_namespace(&self, namespace: &Namespace) -> bool {
+        self.namespaces.contains_key(namespace)
+    }
+
+    /// A Pod by key.
+    pub fn pod(&self, key: &ObjectKey) -> Option<&Pod> {
+        self.pods.get(key)
+    }
+
+    /// A Service by key.
+    pub fn service_by_key(&self, key: &ServiceKey) -> Option<&Service> {
+        self.services.get(key)
     }
 
     /// Every Service, in key order.
@@ -220,8 +436,8 @@ impl ClusterState {
     }
 
     /// Where an object was read from.
-    pub fn origin(&self, kind: &'static str, key: &ObjectKey) -> Option<&Origin> {
-        self.origins.get(&(kind, key.clone()))
+    pub fn origin(&self, reference: &ObjectRef) -> Option<&Origin> {
+        self.origins.get(reference)
     }
 
     /// Pods in `namespace` that `matches` selects, using the label index to avoid a scan.
@@ -424,13 +640,13 @@ mod tests {
             "a second object with the same key replaces the first"
         );
         assert_eq!(state.len(), 1);
-        state.remove(
-            "Pod",
-            &ObjectKey {
+        state.delete(&ObjectRef {
+            kind: Kind::Pod,
+            key: ObjectKey {
                 namespace: ns("default"),
                 name: Arc::from("web-0"),
             },
-        );
+        });
         assert_eq!(state.namespaces().count(), 0);
     }
 }

@@ -14,7 +14,9 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::config::{PodsMode, ZoneConfig};
-use crate::model::{ClusterState, EndpointGroup, Service, ServiceKind};
+use crate::model::{
+    ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
+};
 use crate::snapshot::{Node, RecordSet, Snapshot, Zone};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
@@ -31,7 +33,7 @@ const SOA_EXPIRE: i32 = 86400;
 type PendingSet = (Vec<Record>, Vec<Record>);
 
 /// Records by name and type while a snapshot is being built.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Table {
     names: HashMap<LowerName, BTreeMap<RecordTypeKey, PendingSet>>,
 }
@@ -71,24 +73,23 @@ impl Table {
         }
     }
 
-    fn into_names(self) -> HashMap<LowerName, Node> {
-        self.names
-            .into_iter()
-            .map(|(name, sets)| {
-                let sets = sets
-                    .into_values()
-                    .filter(|(records, _)| !records.is_empty())
-                    .map(|(records, additionals)| {
-                        Arc::new(RecordSet {
-                            record_type: records[0].record_type(),
-                            records,
-                            additionals,
-                        })
-                    })
-                    .collect();
-                (name, Node { sets })
-            })
-            .collect()
+    /// Makes the parents of every PTR name exist: they are empty non-terminals of the
+    /// reverse zones.
+    fn touch_reverse_parents(&mut self) {
+        let ptr_names: Vec<Name> = self
+            .names
+            .iter()
+            .filter(|(_, sets)| sets.contains_key(&u16::from(RecordType::PTR)))
+            .map(|(name, _)| Name::from(name))
+            .collect();
+        for name in ptr_names {
+            if let Some(apex) = names::reverse_zones()
+                .into_iter()
+                .find(|z| z.zone_of(&name))
+            {
+                self.touch_with_ancestors(&name, &apex);
+            }
+        }
     }
 }
 
@@ -124,105 +125,276 @@ fn soa(
     ))
 }
 
-/// Builds the snapshot for `state` under `config`, with SOA serial `serial`.
+/// Builds the snapshot for `state` under `config`, with SOA serial `serial`, from scratch.
 pub fn build(
     state: &ClusterState,
     config: &ZoneConfig,
     serial: u32,
 ) -> Result<Snapshot, ProtoError> {
-    let mut table = Table::default();
-    let ttl = config.ttl;
-    let mut zones = Vec::new();
-    let primary = config.zones.first().cloned().unwrap_or_else(Name::root);
+    let mut builder = Builder::new(config.clone());
+    builder.rebuild(state)?;
+    builder.snapshot(serial, state.len())
+}
 
-    for zone in &config.zones {
-        let soa_record = soa(zone, zone, serial, ttl, config.negative_ttl)?;
-        let mut negative_soa = soa_record.clone();
-        negative_soa.ttl = config.negative_ttl;
-        table.add(soa_record.clone());
-        table.add(Record::from_rdata(
-            zone.clone(),
-            ttl,
-            RData::NS(NS(zone.prepend_label("dns")?.prepend_label("ns")?)),
-        ));
-        table.add(Record::from_rdata(
-            zone.prepend_label("dns-version")?,
-            SCHEMA_VERSION_TTL,
-            RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()])),
-        ));
-        table.touch(&names::svc_root(zone)?);
-        table.touch(&names::pod_root(zone)?);
-        for ns in state.namespaces() {
-            table.touch(&names::namespace(ns, zone)?);
-            if config.pods != PodsMode::Disabled {
-                table.touch(&names::pod_namespace(ns, zone)?);
+/// What put a name into the index. Most names have one owner; reverse names and their parents
+/// can have several (an address in two Services).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Owner {
+    /// Apexes, `dns-version`, `svc.<zone>`, `pod.<zone>`: rebuilt at each snapshot (the serial).
+    Zones,
+    /// `<ns>.svc.<zone>` (and `<ns>.pod.<zone>`) while the namespace exists.
+    Namespace(Namespace),
+    /// Every name of one Service, and the PTR names of its addresses.
+    Service(ServiceKey),
+    /// `<ip>.<ns>.pod.<zone>` of one Pod (`--pods verified`).
+    Pod(ObjectKey),
+}
+
+/// Keeps the index between changes and rebuilds only what a change touched.
+///
+/// Each owner's records are kept as a [`Table`]; the published index is a persistent map, so a
+/// snapshot shares every untouched name with the previous one and a publish costs what the
+/// change costs, not what the cluster costs.
+#[derive(Debug)]
+pub struct Builder {
+    config: ZoneConfig,
+    /// The first zone: SOA/NS names of the reverse zones and PTR targets live under it.
+    primary: Name,
+    contributions: HashMap<Owner, Table>,
+    owners: HashMap<LowerName, Vec<Owner>>,
+    names: imbl::HashMap<LowerName, Arc<Node>>,
+    records: usize,
+}
+
+impl Builder {
+    /// An empty index for `config`.
+    pub fn new(config: ZoneConfig) -> Self {
+        let primary = config.zones.first().cloned().unwrap_or_else(Name::root);
+        Self {
+            config,
+            primary,
+            contributions: HashMap::new(),
+            owners: HashMap::new(),
+            names: imbl::HashMap::new(),
+            records: 0,
+        }
+    }
+
+    /// Rebuilds every name of `state`.
+    pub fn rebuild(&mut self, state: &ClusterState) -> Result<(), ProtoError> {
+        let stale: Vec<Owner> = self
+            .contributions
+            .keys()
+            .filter(|o| **o != Owner::Zones)
+            .cloned()
+            .collect();
+        for owner in stale {
+            self.set(owner, Table::default());
+        }
+        let dirty = Dirty {
+            services: state.services().map(|s| s.key.clone()).collect(),
+            namespaces: state.namespaces().cloned().collect(),
+            pods: state.pods().map(|p| p.key.clone()).collect(),
+        };
+        self.update(state, &dirty)
+    }
+
+    /// Rebuilds the names of what `dirty` says changed.
+    pub fn update(&mut self, state: &ClusterState, dirty: &Dirty) -> Result<(), ProtoError> {
+        let ttl = self.config.ttl;
+        for key in &dirty.services {
+            let mut table = Table::default();
+            if let Some(service) = state.service_by_key(key) {
+                let groups = state.endpoints(service);
+                for zone in &self.config.zones {
+                    // An address has one name: reverse names point into the first zone only
+                    // (as in CoreDNS), not one PTR per cluster domain.
+                    let ptr = *zone == self.primary;
+                    add_service(&mut table, service, &groups, zone, ttl, ptr)?;
+                }
+                table.touch_reverse_parents();
+            }
+            self.set(Owner::Service(key.clone()), table);
+        }
+        for namespace in &dirty.namespaces {
+            let mut table = Table::default();
+            if state.has_namespace(namespace) {
+                for zone in &self.config.zones {
+                    table.touch(&names::namespace(namespace, zone)?);
+                    if self.config.pods != PodsMode::Disabled {
+                        table.touch(&names::pod_namespace(namespace, zone)?);
+                    }
+                }
+            }
+            self.set(Owner::Namespace(namespace.clone()), table);
+        }
+        if self.config.pods == PodsMode::Verified {
+            for key in &dirty.pods {
+                let mut table = Table::default();
+                if let Some(pod) = state.pod(key) {
+                    for zone in &self.config.zones {
+                        for ip in &pod.ips {
+                            table.add(address_record(
+                                names::pod(*ip, &pod.key.namespace, zone)?,
+                                ttl,
+                                *ip,
+                            ));
+                        }
+                    }
+                }
+                self.set(Owner::Pod(key.clone()), table);
             }
         }
-        if config.pods == PodsMode::Verified {
-            for pod in state.pods() {
-                for ip in &pod.ips {
-                    table.add(address_record(
-                        names::pod(*ip, &pod.key.namespace, zone)?,
-                        ttl,
-                        *ip,
-                    ));
+        Ok(())
+    }
+
+    /// The current index as a snapshot with SOA serial `serial`: O(1) apart from the apexes.
+    pub fn snapshot(&mut self, serial: u32, objects: usize) -> Result<Snapshot, ProtoError> {
+        let config = &self.config;
+        let ttl = config.ttl;
+        let mut table = Table::default();
+        let mut zones = Vec::new();
+        let mut apex = |table: &mut Table,
+                        zone: &Name,
+                        primary: &Name,
+                        synthesize_pods: bool|
+         -> Result<(), ProtoError> {
+            let soa_record = soa(zone, primary, serial, ttl, config.negative_ttl)?;
+            let mut negative_soa = soa_record.clone();
+            negative_soa.ttl = config.negative_ttl;
+            table.add(soa_record.clone());
+            table.add(Record::from_rdata(
+                zone.clone(),
+                ttl,
+                RData::NS(NS(primary.prepend_label("dns")?.prepend_label("ns")?)),
+            ));
+            zones.push(Zone {
+                origin: LowerName::from(zone),
+                soa: soa_record,
+                negative_soa,
+                synthesize_pods,
+                ttl,
+            });
+            Ok(())
+        };
+        for zone in &config.zones {
+            apex(&mut table, zone, zone, config.pods == PodsMode::Insecure)?;
+            table.add(Record::from_rdata(
+                zone.prepend_label("dns-version")?,
+                SCHEMA_VERSION_TTL,
+                RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()])),
+            ));
+            table.touch(&names::svc_root(zone)?);
+            table.touch(&names::pod_root(zone)?);
+        }
+        for reverse in names::reverse_zones() {
+            apex(&mut table, &reverse, &self.primary, false)?;
+        }
+        zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        self.set(Owner::Zones, table);
+        Ok(Snapshot {
+            serial,
+            zones,
+            names: self.names.clone(),
+            objects,
+            records: self.records,
+        })
+    }
+
+    /// Replaces what `owner` contributes, and recomputes every name it had or has.
+    fn set(&mut self, owner: Owner, table: Table) {
+        let old = if table.names.is_empty() {
+            self.contributions.remove(&owner)
+        } else {
+            self.contributions.insert(owner.clone(), table)
+        };
+        let new_names: Vec<LowerName> = self
+            .contributions
+            .get(&owner)
+            .map(|t| t.names.keys().cloned().collect())
+            .unwrap_or_default();
+        let old_names: Vec<LowerName> = old
+            .map(|t| t.names.into_keys().collect())
+            .unwrap_or_default();
+        for name in &old_names {
+            if !self
+                .contributions
+                .get(&owner)
+                .is_some_and(|t| t.names.contains_key(name))
+            {
+                if let Some(list) = self.owners.get_mut(name) {
+                    list.retain(|o| *o != owner);
+                    if list.is_empty() {
+                        self.owners.remove(name);
+                    }
+                }
+                self.recompute(name);
+            }
+        }
+        for name in new_names {
+            let list = self.owners.entry(name.clone()).or_default();
+            if !list.contains(&owner) {
+                list.push(owner.clone());
+            }
+            self.recompute(&name);
+        }
+    }
+
+    /// Merges the contributions of a name's owners into its published node.
+    fn recompute(&mut self, name: &LowerName) {
+        let mut merged: BTreeMap<RecordTypeKey, PendingSet> = BTreeMap::new();
+        let owners = self.owners.get(name).map(Vec::as_slice).unwrap_or_default();
+        for owner in owners {
+            let Some(sets) = self
+                .contributions
+                .get(owner)
+                .and_then(|t| t.names.get(name))
+            else {
+                continue;
+            };
+            for (record_type, (records, additionals)) in sets {
+                let (into_records, into_additionals) = merged.entry(*record_type).or_default();
+                for record in records {
+                    if !into_records.contains(record) {
+                        into_records.push(record.clone());
+                    }
+                }
+                for record in additionals {
+                    if !into_additionals.contains(record) {
+                        into_additionals.push(record.clone());
+                    }
                 }
             }
         }
-        for service in state.services() {
-            let groups = state.endpoints(service);
-            add_service(&mut table, service, &groups, zone, ttl)?;
+        let previous = if owners.is_empty() {
+            self.names.remove(name)
+        } else {
+            self.names.insert(name.clone(), Arc::new(node(merged)))
+        };
+        if let Some(previous) = previous {
+            self.records -= previous.record_count();
         }
-        zones.push(Zone {
-            origin: LowerName::from(zone),
-            soa: soa_record,
-            negative_soa,
-            synthesize_pods: config.pods == PodsMode::Insecure,
-            ttl,
-        });
-    }
-
-    for reverse in names::reverse_zones() {
-        let soa_record = soa(&reverse, &primary, serial, ttl, config.negative_ttl)?;
-        let mut negative_soa = soa_record.clone();
-        negative_soa.ttl = config.negative_ttl;
-        table.add(soa_record.clone());
-        table.add(Record::from_rdata(
-            reverse.clone(),
-            ttl,
-            RData::NS(NS(primary.prepend_label("dns")?.prepend_label("ns")?)),
-        ));
-        zones.push(Zone {
-            origin: LowerName::from(&reverse),
-            soa: soa_record,
-            negative_soa,
-            synthesize_pods: false,
-            ttl,
-        });
-    }
-    // PTR names were added with the services; their ancestors are empty non-terminals.
-    let ptr_names: Vec<Name> = table
-        .names
-        .iter()
-        .filter(|(_, sets)| sets.contains_key(&u16::from(RecordType::PTR)))
-        .map(|(name, _)| Name::from(name))
-        .collect();
-    for name in ptr_names {
-        if let Some(apex) = names::reverse_zones()
-            .into_iter()
-            .find(|z| z.zone_of(&name))
-        {
-            table.touch_with_ancestors(&name, &apex);
+        if let Some(current) = self.names.get(name) {
+            self.records += current.record_count();
         }
     }
+}
 
-    zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-    Ok(Snapshot {
-        serial,
-        zones,
-        names: table.into_names(),
-        objects: state.len(),
-    })
+/// A published node from merged record sets.
+fn node(sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
+    Node {
+        sets: sets
+            .into_values()
+            .filter(|(records, _)| !records.is_empty())
+            .map(|(records, additionals)| {
+                Arc::new(RecordSet {
+                    record_type: records[0].record_type(),
+                    records,
+                    additionals,
+                })
+            })
+            .collect(),
+    }
 }
 
 /// One SRV target: the host name, its addresses, and the port.
@@ -245,13 +417,10 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
-    let mut seen = Vec::new();
     for (target, port) in candidates {
-        let key = (LowerName::from(&target.name), port);
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
+        // A duplicate (target, port) adds no record (the table keeps one copy of each), but its
+        // addresses still go in the additional section: the same host can come from an IPv4 and
+        // an IPv6 slice, each candidate carrying one family.
         let additionals = target
             .addresses
             .iter()
@@ -274,6 +443,7 @@ fn add_service(
     groups: &[EndpointGroup],
     zone: &Name,
     ttl: u32,
+    ptr: bool,
 ) -> Result<(), ProtoError> {
     let service_name = names::service(&service.key, zone)?;
     match &service.kind {
@@ -289,11 +459,13 @@ fn add_service(
             table.touch(&service_name);
             for ip in ips {
                 table.add(address_record(service_name.clone(), ttl, *ip));
-                table.add(Record::from_rdata(
-                    names::reverse(*ip),
-                    ttl,
-                    RData::PTR(PTR(service_name.clone())),
-                ));
+                if ptr {
+                    table.add(Record::from_rdata(
+                        names::reverse(*ip),
+                        ttl,
+                        RData::PTR(PTR(service_name.clone())),
+                    ));
+                }
             }
             let target = || Target {
                 name: service_name.clone(),
@@ -308,7 +480,7 @@ fn add_service(
             let all = service.ports.iter().map(|p| (target(), p.port)).collect();
             srv_set(table, &service_name, all, ttl);
         }
-        ServiceKind::Headless => add_headless(table, &service_name, groups, ttl)?,
+        ServiceKind::Headless => add_headless(table, &service_name, groups, ttl, ptr)?,
     }
     Ok(())
 }
@@ -324,6 +496,7 @@ fn add_headless(
     service_name: &Name,
     groups: &[EndpointGroup],
     ttl: u32,
+    ptr: bool,
 ) -> Result<(), ProtoError> {
     let mut published: Vec<(String, Published<'_>)> = Vec::new();
     for group in groups {
@@ -364,11 +537,13 @@ fn add_headless(
             for ip in &target.addresses {
                 table.add(address_record(service_name.clone(), ttl, *ip));
                 table.add(address_record(target.name.clone(), ttl, *ip));
-                table.add(Record::from_rdata(
-                    names::reverse(*ip),
-                    ttl,
-                    RData::PTR(PTR(target.name.clone())),
-                ));
+                if ptr {
+                    table.add(Record::from_rdata(
+                        names::reverse(*ip),
+                        ttl,
+                        RData::PTR(PTR(target.name.clone())),
+                    ));
+                }
             }
         }
     }
@@ -416,7 +591,7 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
         .into_iter()
         .map(|zone| {
             let origin = Name::from(&zone.origin);
-            let mut names: Vec<(&LowerName, &Node)> = snapshot
+            let mut names: Vec<(&LowerName, &Arc<Node>)> = snapshot
                 .names
                 .iter()
                 .filter(|(name, _)| {

@@ -143,16 +143,21 @@ impl RequestHandler for ClusterHandler {
         if let Some(edns) = &mut response_edns {
             edns.set_rcode_high(reply.response_code.high());
         }
-        let fits = additionals_fit(request, &reply, response_edns.as_ref());
+        let fit = fit_udp(request, &reply, response_edns.as_ref());
         let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
         metadata.response_code = reply.response_code;
         metadata.authoritative = reply.authoritative;
         metadata.recursion_available = false;
+        metadata.truncation = fit.truncated;
         let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
-        let additionals: &[Record] = if fits { &reply.additionals } else { &[] };
+        let additionals: &[Record] = if fit.additionals {
+            &reply.additionals
+        } else {
+            &[]
+        };
         let response = builder.build(
             metadata,
-            reply.answers.iter(),
+            reply.answers[..fit.answers].iter(),
             [],
             reply.soa.iter(),
             additionals.iter(),
@@ -237,29 +242,76 @@ fn with_question_case(record: &Record, lower: &LowerName, original: &Name) -> Re
     record
 }
 
-/// Whether the additional section fits a UDP reply. When only the additional records do not
-/// fit, they are left out and TC stays clear (RFC 2181 section 9): the answer is complete.
-fn additionals_fit(request: &Request, reply: &Reply, edns: Option<&Edns>) -> bool {
-    if reply.additionals.is_empty()
-        || request.protocol() != hickory_server::net::xfer::Protocol::Udp
+/// What of a reply goes out.
+struct Fit {
+    /// How many of the answers are sent.
+    answers: usize,
+    /// Whether the additional records are sent.
+    additionals: bool,
+    /// Whether TC is set because answers were left out.
+    truncated: bool,
+}
+
+/// Decides what of `reply` fits the client's UDP buffer (512 bytes without EDNS), so that the
+/// message hickory encodes is never cut: hickory-proto 0.26.3 rolls a record that does not fit
+/// back out of the count (`BinEncoder::emit_iter`) but leaves its bytes in the buffer, and
+/// hickory-server sends the whole buffer, which dig and kdig reject as malformed.
+///
+/// When only the additional records do not fit, they are left out and TC stays clear (RFC 2181
+/// section 9): the answer is complete. When the answers do not fit, as many as fit are sent,
+/// with the authority and OPT records, and TC is set. TCP replies are always complete.
+fn fit_udp(request: &Request, reply: &Reply, edns: Option<&Edns>) -> Fit {
+    let all = Fit {
+        answers: reply.answers.len(),
+        additionals: !reply.additionals.is_empty(),
+        truncated: false,
+    };
+    if request.protocol() != hickory_server::net::xfer::Protocol::Udp
+        || (reply.answers.is_empty() && reply.additionals.is_empty())
     {
-        return true;
+        return all;
     }
-    let limit = edns.map_or(512, |e| e.max_payload().max(512));
-    let mut bytes = Vec::with_capacity(usize::from(limit));
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(limit);
-    let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
-    metadata.response_code = reply.response_code;
-    let trial = MessageResponseBuilder::new(&request.queries, edns).build(
-        metadata,
-        reply.answers.iter(),
-        [],
-        reply.soa.iter(),
-        reply.additionals.iter(),
-    );
-    match trial.destructive_emit(&mut encoder) {
-        Ok(info) => !info.truncation,
-        Err(_) => false,
+    // The response's EDNS carries the client's buffer, at least 512; hickory encodes to it.
+    let limit = edns.map_or(512, Edns::max_payload);
+    // Encodes a trial reply; returns how many answers it held and whether anything was cut.
+    let trial = |answers: usize, additionals: bool| -> (usize, bool) {
+        let mut bytes = Vec::with_capacity(usize::from(limit));
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(limit);
+        let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
+        metadata.response_code = reply.response_code;
+        let extra: &[Record] = if additionals { &reply.additionals } else { &[] };
+        let message = MessageResponseBuilder::new(&request.queries, edns).build(
+            metadata,
+            reply.answers[..answers].iter(),
+            [],
+            reply.soa.iter(),
+            extra.iter(),
+        );
+        match message.destructive_emit(&mut encoder) {
+            Ok(info) => (usize::from(info.counts().answers), info.truncation),
+            Err(_) => (0, true),
+        }
+    };
+    let (held, cut) = trial(all.answers, all.additionals);
+    if !cut {
+        return all;
+    }
+    if all.additionals && !trial(all.answers, false).1 {
+        return Fit {
+            additionals: false,
+            ..all
+        };
+    }
+    // The answers that were emitted before the first cut, less any whose room the authority
+    // and OPT records need.
+    let mut answers = held.min(all.answers);
+    while answers > 0 && trial(answers, false).1 {
+        answers -= 1;
+    }
+    Fit {
+        answers,
+        additionals: false,
+        truncated: true,
     }
 }

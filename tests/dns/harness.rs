@@ -67,6 +67,7 @@ impl TestServer {
             listen: vec!["127.0.0.1:0".parse().expect("valid address")],
             feeds: Vec::new(),
             zone: zone.clone(),
+            serial_file: None,
         };
         let shutdown = CancellationToken::new();
         let running = app::start(&config, shutdown.clone())
@@ -424,5 +425,158 @@ pub mod manifests {
         format!(
             "---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  serviceName: {service}\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {app}\n  template:\n    metadata:\n      labels:\n        app: {app}\n    spec:\n      containers:\n      - name: main\n        image: nginx\n"
         )
+    }
+}
+
+/// Knot DNS as a second server: `knotd` on 127.0.0.1 serving zone text (what
+/// `stsdns check --write-zones` prints), for tests that must hold against any DNS server.
+/// The launcher is the one `interop` wrote, shared here.
+pub mod knot {
+    use std::net::{SocketAddr, TcpListener, UdpSocket};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::RecordType;
+
+    use super::{TIMEOUT, Transport, exchange_bytes, query_message};
+
+    /// How often a bounded wait looks again.
+    const POLL: Duration = Duration::from_millis(10);
+
+    /// The path of a program from a Debian package, or a failure that says what to install.
+    pub fn require(program: &str, package: &str) -> PathBuf {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+        std::env::split_paths(&path)
+            .chain(sbin)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{program} is not installed: install the Debian package {package} \
+                     (apt-get install {package}); CI installs it in .ci/run"
+                )
+            })
+    }
+
+    /// A port free for both UDP and TCP on 127.0.0.1 right now (knotd binds it a moment later).
+    pub fn free_port() -> u16 {
+        loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+            let port = udp.local_addr().expect("addr").port();
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+
+    /// A knotd child serving the zone files of a directory on 127.0.0.1; killed and reaped
+    /// when dropped.
+    pub struct KnotServer {
+        child: Child,
+        /// The address it answers on, UDP and TCP.
+        pub addr: SocketAddr,
+        log: PathBuf,
+    }
+
+    impl Drop for KnotServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl KnotServer {
+        /// Starts knotd on the zones (`cluster.local.`, …) whose files are `<zone>zone` in
+        /// `dir/zones` (as `check --write-zones dir/zones` writes them), and waits, bounded,
+        /// until it answers the SOA of every zone. Its configuration, run directory, database
+        /// and log go in `dir`.
+        pub async fn start(dir: &Path, zones: &[String]) -> Self {
+            let knotd = require("knotd", "knot");
+            // The port is free when picked but knotd binds it later: try again on a clash.
+            let mut last_log = String::new();
+            for _ in 0..3 {
+                let port = free_port();
+                let config = dir.join("knot.conf");
+                let log = dir.join("knot.log");
+                for sub in ["run", "db"] {
+                    std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+                }
+                let mut text = format!(
+                    "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n\
+                     log:\n  - target: stderr\n    any: info\n\
+                     database:\n    storage: \"{db}\"\n\
+                     template:\n  - id: default\n    storage: \"{zones}\"\n    \
+                     semantic-checks: off\n    zonefile-sync: -1\n    zonefile-load: whole\n    \
+                     journal-content: none\n\
+                     zone:\n",
+                    run = dir.join("run").display(),
+                    db = dir.join("db").display(),
+                    zones = dir.join("zones").display(),
+                );
+                for zone in zones {
+                    text.push_str(&format!("  - domain: {zone}\n    file: {zone}zone\n"));
+                }
+                std::fs::write(&config, text).expect("write knot.conf");
+                let child = Command::new(&knotd)
+                    .arg("-c")
+                    .arg(&config)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).expect("create knot.log"))
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {}: {e}", knotd.display()));
+                let mut knot = Self {
+                    child,
+                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                    log,
+                };
+                if knot.wait_until_answering(zones).await {
+                    return knot;
+                }
+                last_log = knot.log();
+            }
+            panic!("knotd did not come up:\n{last_log}");
+        }
+
+        /// What knotd has logged so far.
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+
+        /// Polls every zone's SOA until each answers NOERROR; false if knotd exits first.
+        async fn wait_until_answering(&mut self, zones: &[String]) -> bool {
+            let deadline = Instant::now() + TIMEOUT;
+            let mut pending: Vec<&String> = zones.iter().collect();
+            while !pending.is_empty() {
+                if self.child.try_wait().expect("try_wait").is_some() {
+                    return false;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "knotd did not answer within {TIMEOUT:?}:\n{}",
+                    self.log()
+                );
+                let bytes = query_message(pending[0], RecordType::SOA, None)
+                    .to_vec()
+                    .expect("encodes");
+                let reply = exchange_bytes(
+                    self.addr,
+                    &bytes,
+                    Transport::Udp,
+                    Duration::from_millis(200),
+                )
+                .await;
+                match reply.and_then(|r| Message::from_vec(&r).ok()) {
+                    Some(m) if m.metadata.response_code == ResponseCode::NoError => {
+                        pending.remove(0);
+                    }
+                    _ => tokio::time::sleep(POLL).await,
+                }
+            }
+            true
+        }
     }
 }

@@ -7,3 +7,42 @@ mod harness;
 
 // The example cluster in zones/, as a newcomer would query it.
 mod example;
+
+// Malformed packets over UDP and TCP: FORMERR, NOTIMP, REFUSED or dropped; the server keeps serving.
+mod malformed;
+
+// Headless Services: service and host names, readiness, hostname fallback, address families.
+mod headless;
+
+// SRV: `_port._proto` names, the bare-name peer list, weights, de-duplication, additionals.
+mod srv;
+
+// ClusterIP and ExternalName Services, and PTR names.
+mod cluster_ip;
+
+// NXDOMAIN, NODATA, REFUSED, SERVFAIL, BADVERS; the apex, TTLs, several zones, letter case.
+mod negative;
+
+// Pod names under --pods disabled, insecure and verified.
+mod pods;
+
+// Message size: TC, the EDNS buffer, TCP completeness, dropped additionals.
+mod truncation;
+
+// The built binary: serve on 127.0.0.1:0, start-up errors, --help, check.
+mod cli;
+
+// A fake Kubernetes API server speaking the real list/watch protocol (a helper for feed tests).
+mod fake_api;
+
+// The Kubernetes API feed against the fake API: lists, watches, relists, faults, bad objects.
+mod feed_kube;
+
+// `stsdns peers` (the built binary) against stsdns fed changing states, and against Knot.
+mod peers;
+
+// Broken manifests (tests/fixtures/bad/): check names file, line and fix; serve keeps the rest.
+mod bad_input;
+
+// Real DNS software: dig and kdig read stsdns's answers; Knot loaded with its zone text agrees.
+mod interop;
