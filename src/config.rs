@@ -94,6 +94,9 @@ pub enum Error {
         /// The enclosing zone.
         outer: String,
     },
+    /// A zone with an empty label (`a..b`, `.a`).
+    #[error("invalid zone {0:?}: a label is empty (two dots in a row, or a leading dot)")]
+    EmptyLabel(String),
     /// A reverse zone cannot be a cluster domain.
     #[error("zone {0} is a reverse zone; stsdns serves in-addr.arpa and ip6.arpa by itself")]
     ReverseZone(String),
@@ -103,6 +106,9 @@ pub enum Error {
 pub fn parse_zones(zones: &[String]) -> Result<Vec<Name>, Error> {
     let mut parsed: Vec<Name> = Vec::new();
     for zone in zones {
+        if zone != "." && zone.trim_end_matches('.').split('.').any(str::is_empty) {
+            return Err(Error::EmptyLabel(zone.clone()));
+        }
         let text = if zone.ends_with('.') {
             zone.clone()
         } else {

@@ -5,13 +5,17 @@
 //! Data flows one way, and each module talks only to the one below it:
 //!
 //! ```text
-//!  feed ──objects──▶ model ──ClusterState──▶ records ──Snapshot──▶ snapshot ──▶ server
-//!  (files)           (slim types,           (name → answers,       (ArcSwap:    (UDP/TCP,
-//!                     endpoints derived)     built once per change)  one writer)  hickory)
+//!  feed ──events──▶ model ──ClusterState+Dirty──▶ records ──Snapshot──▶ snapshot ──▶ server
+//!  (files, streams,  (slim types, per-feed     (name → answers,        (ArcSwap:    (UDP/TCP,
+//!   kube API)         lists, endpoints)         rebuilt per Service)    one writer)  hickory)
 //! ```
 //!
-//! - [`feed`] reads Kubernetes objects (Service, EndpointSlice, Pod, StatefulSet) from manifests
-//!   and reports bad documents with their file, document, line and object.
+//! [`app::Reconciler`] is the one writer between them: it owns the cluster state, applies every
+//! event already queued, and publishes one snapshot per batch.
+//!
+//! - [`feed`] reads Kubernetes objects (Service, EndpointSlice, Pod, StatefulSet) from watched
+//!   manifests, watch-event streams or the API server, as one vocabulary of events, and reports
+//!   bad input with its file, line and object.
 //! - [`model`] keeps only what DNS needs of those objects ([`model::ClusterState`]), derives the
 //!   endpoints of Services that have no EndpointSlice as the EndpointSlice controller would,
 //!   and diagnoses broken StatefulSets ([`model::diagnose`]).

@@ -125,7 +125,12 @@ struct ServeArgs {
     kube: bool,
 
     /// The kubeconfig for --kube (default: in-cluster, then KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "PATH", requires = "kube", env = "STSDNS_KUBECONFIG")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "kube",
+        env = "STSDNS_KUBECONFIG"
+    )]
     kubeconfig: Option<PathBuf>,
 
     /// The kubeconfig context for --kube (default: the current context).

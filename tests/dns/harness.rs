@@ -116,6 +116,73 @@ impl TestServer {
     }
 }
 
+/// The whole `serve` pipeline in-process: feeds → reconciler → server on 127.0.0.1:0.
+pub struct LiveServer {
+    /// The address, for UDP and TCP.
+    pub addr: SocketAddr,
+    /// Reads what the reconciler publishes.
+    pub reader: SnapshotReader,
+    shutdown: CancellationToken,
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl LiveServer {
+    /// Starts feeds, reconciler and server; does not wait for the first state.
+    pub async fn start(feeds: Vec<FeedSource>, zone: ZoneConfig) -> Self {
+        Self::start_with(feeds, zone, None).await
+    }
+
+    /// Like [`LiveServer::start`], keeping the serial in `serial_file`.
+    pub async fn start_with(
+        feeds: Vec<FeedSource>,
+        zone: ZoneConfig,
+        serial_file: Option<std::path::PathBuf>,
+    ) -> Self {
+        init_tracing();
+        let config = ServeConfig {
+            listen: vec!["127.0.0.1:0".parse().expect("valid address")],
+            feeds,
+            zone,
+            serial_file,
+        };
+        let shutdown = CancellationToken::new();
+        let serving = app::serve(&config, shutdown.clone())
+            .await
+            .expect("serve starts");
+        Self {
+            addr: serving.addresses[0],
+            reader: serving.reader,
+            shutdown,
+        }
+    }
+
+    /// Waits (bounded) for the first complete state; returns its serial.
+    pub async fn ready(&mut self) -> u32 {
+        tokio::time::timeout(TIMEOUT, self.reader.ready())
+            .await
+            .expect("the first state is published in time");
+        self.serial().expect("ready means published")
+    }
+
+    /// The serial of the current snapshot.
+    pub fn serial(&self) -> Option<u32> {
+        self.reader.load().map(|s| s.serial)
+    }
+
+    /// Waits (bounded) until a snapshot other than `serial` is published; returns its serial.
+    pub async fn changed_from(&mut self, serial: u32) -> u32 {
+        tokio::time::timeout(TIMEOUT, self.reader.changed_from(serial))
+            .await
+            .expect("a new snapshot is published in time");
+        self.serial().expect("published")
+    }
+}
+
 /// Parses manifests into a state; panics on any error problem so fixtures stay honest.
 pub fn state_from_yaml(yaml: &str) -> ClusterState {
     let mut loaded = feed::Loaded::default();

@@ -6,32 +6,16 @@
 //! installs them in `.ci/run`. A missing binary fails the test with the package to install.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use crate::cli::{POLL, Served, run, run_command, text};
+use crate::cli::{Served, run, run_command, text};
+use crate::harness::knot::{KnotServer, require};
 use crate::harness::*;
-
-/// The path of a program from a Debian package, or a failure that says what to install.
-fn require(program: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(sbin)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{program} is not installed: install the Debian package {package} \
-                 (apt-get install {package}); CI installs it in .ci/run"
-            )
-        })
-}
 
 /// What dig or kdig printed, cut into the parts the tests compare.
 #[derive(Debug, Default)]
@@ -330,121 +314,6 @@ fn truncated_udp_replies_carry_no_partial_record() {
     }
 }
 
-/// A knotd child serving the zone files of a directory on 127.0.0.1; killed and reaped when
-/// dropped.
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 right now (knotd binds it a moment later).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-impl Knot {
-    /// Starts knotd on the zones in `dir` (files `<zone>zone`) and waits, bounded, until it
-    /// answers the SOA of every zone.
-    async fn start(dir: &Path, zones: &[String]) -> Self {
-        let knotd = require("knotd", "knot");
-        // The port is free when picked but knotd binds it later: try again on a clash.
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let config = dir.join("knot.conf");
-            let log = dir.join("knot.log");
-            for sub in ["run", "db"] {
-                std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-            }
-            let mut text = format!(
-                "server:\n    rundir: \"{run}\"\n    listen: 127.0.0.1@{port}\n\
-                 log:\n  - target: stderr\n    any: info\n\
-                 database:\n    storage: \"{db}\"\n\
-                 template:\n  - id: default\n    storage: \"{zones}\"\n    \
-                 semantic-checks: off\n    zonefile-sync: -1\n    zonefile-load: whole\n    \
-                 journal-content: none\n\
-                 zone:\n",
-                run = dir.join("run").display(),
-                db = dir.join("db").display(),
-                zones = dir.join("zones").display(),
-            );
-            for zone in zones {
-                text.push_str(&format!("  - domain: {zone}\n    file: {zone}zone\n"));
-            }
-            std::fs::write(&config, text).expect("write knot.conf");
-            let child = Command::new(&knotd)
-                .arg("-c")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("create knot.log"))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", knotd.display()));
-            let mut knot = Self {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                log,
-            };
-            if knot.wait_until_answering(zones).await {
-                return knot;
-            }
-            last_log = knot.log();
-        }
-        panic!("knotd did not come up:\n{last_log}");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls every zone's SOA until each answers NOERROR; false if knotd exits first.
-    async fn wait_until_answering(&mut self, zones: &[String]) -> bool {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut pending: Vec<&String> = zones.iter().collect();
-        while !pending.is_empty() {
-            if self.child.try_wait().expect("try_wait").is_some() {
-                return false;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "knotd did not answer within {TIMEOUT:?}:\n{}",
-                self.log()
-            );
-            let bytes = query_message(pending[0], RecordType::SOA, None)
-                .to_vec()
-                .expect("encodes");
-            let reply = exchange_bytes(
-                self.addr,
-                &bytes,
-                Transport::Udp,
-                Duration::from_millis(200),
-            )
-            .await;
-            match reply.and_then(|r| Message::from_vec(&r).ok()) {
-                Some(m) if m.metadata.response_code == ResponseCode::NoError => {
-                    pending.remove(0);
-                }
-                _ => tokio::time::sleep(POLL).await,
-            }
-        }
-        true
-    }
-}
-
 /// The owner names of zone text and the types each has.
 fn owners(zone_text: &str) -> BTreeMap<String, BTreeSet<RecordType>> {
     let mut owners: BTreeMap<String, BTreeSet<RecordType>> = BTreeMap::new();
@@ -573,7 +442,7 @@ async fn compare_with_knot(feed: Option<&str>, absent: &[&str]) -> Compared {
         names.entry((*name).to_owned()).or_default();
     }
 
-    let knot = Knot::start(dir.path(), &zones).await;
+    let knot = KnotServer::start(dir.path(), &zones).await;
     let served = match feed {
         Some(feed) => Served::start(&["--feed", feed]),
         None => Served::start(&[]),
