@@ -17,7 +17,7 @@ use crate::feed;
 use crate::model::ClusterState;
 use crate::model::diagnose::{self, Problem, Severity};
 use crate::records;
-use crate::server::{self, ClusterHandler};
+use crate::server::{self, Responder};
 use crate::snapshot::{self, Snapshot, SnapshotReader, SnapshotWriter};
 
 /// Why the app could not start.
@@ -426,7 +426,7 @@ pub struct Serving {
     /// Reads the published snapshot; `ready()` resolves at the first complete state.
     pub reader: SnapshotReader,
     /// The server task.
-    pub server: JoinHandle<Result<(), hickory_server::net::NetError>>,
+    pub server: JoinHandle<std::io::Result<()>>,
     /// The reconciler task.
     pub reconciler: JoinHandle<Result<()>>,
     /// The feed tasks.
@@ -464,13 +464,13 @@ pub struct Running {
     /// The snapshot writer: publish a new state through it.
     pub writer: SnapshotWriter,
     /// The server task.
-    pub task: JoinHandle<Result<(), hickory_server::net::NetError>>,
+    pub task: JoinHandle<std::io::Result<()>>,
 }
 
 /// Binds every listen address and starts answering from an empty (not yet ready) snapshot
 /// channel: in-zone queries get SERVFAIL until something is published through `writer`.
 pub async fn start(config: &ServeConfig, shutdown: CancellationToken) -> Result<Running> {
-    let (udp, tcp) = server::bind(&config.listen)
+    let bound = server::bind(&config.listen, config.threads)
         .await
         .map_err(|source| Error::Bind {
             address: config
@@ -481,10 +481,10 @@ pub async fn start(config: &ServeConfig, shutdown: CancellationToken) -> Result<
                 .join(", "),
             source,
         })?;
-    let addresses = udp.iter().filter_map(|s| s.local_addr().ok()).collect();
+    let addresses = bound.addresses.clone();
     let (writer, reader) = snapshot::channel();
-    let handler = ClusterHandler::new(reader.clone(), served_zones(&config.zone));
-    let task = tokio::spawn(server::run(udp, tcp, handler, shutdown));
+    let responder = Responder::new(reader.clone(), served_zones(&config.zone));
+    let task = tokio::spawn(server::run(bound, responder, shutdown));
     Ok(Running {
         addresses,
         reader,

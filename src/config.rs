@@ -72,6 +72,8 @@ pub struct ServeConfig {
     pub zone: ZoneConfig,
     /// Where the SOA serial is kept across restarts; `None` keeps it only in memory.
     pub serial_file: Option<PathBuf>,
+    /// UDP worker threads (one SO_REUSEPORT socket each) per listen address.
+    pub threads: usize,
 }
 
 /// Why a setting is invalid.

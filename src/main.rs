@@ -137,6 +137,10 @@ struct ServeArgs {
     #[arg(long, value_name = "NAME", requires = "kube", env = "STSDNS_CONTEXT")]
     context: Option<String>,
 
+    /// UDP worker threads, each with its own socket (default: the number of CPUs).
+    #[arg(long, value_name = "N", env = "STSDNS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+
     /// Keep the SOA serial in this file, so it never goes backwards across restarts.
     #[arg(long, value_name = "PATH", env = "STSDNS_SERIAL_FILE")]
     serial_file: Option<PathBuf>,
@@ -245,7 +249,7 @@ fn init_tracing(cli: &Cli) {
         (true, _) => "stsdns=error,warn",
         (false, 0) => "stsdns=info,warn",
         (false, 1) => "stsdns=debug,warn",
-        (false, _) => "stsdns=trace,hickory_server=debug,warn",
+        (false, _) => "stsdns=trace,warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colours only for a person at a terminal: logs collected from a pipe (kubectl logs,
@@ -294,6 +298,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         feeds,
         zone: args.zone.config()?,
         serial_file: args.serial_file.clone(),
+        threads: args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        ),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

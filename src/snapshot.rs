@@ -37,6 +37,40 @@ pub struct RecordSet {
 pub struct Node {
     /// Record sets, one per type.
     pub sets: Vec<Arc<RecordSet>>,
+    /// For each set, the whole response already in wire format (see [`encode_answer`]), so a
+    /// query for it is a copy and a patch. `None` where the set cannot be encoded alone.
+    pub wire: Vec<Option<Box<[u8]>>>,
+}
+
+/// A name as the index keys it: its wire form (length-prefixed labels, root last), lowercase.
+/// The server looks names up straight from the packet bytes this way, without building a `Name`.
+pub type NameKey = Box<[u8]>;
+
+/// The index key of `name`.
+pub fn name_key(name: &Name) -> NameKey {
+    let mut key = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        // Labels are at most 63 octets (hickory enforces it), so the length fits one byte.
+        key.push(u8::try_from(label.len()).unwrap_or(63));
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    key.push(0);
+    key.into_boxed_slice()
+}
+
+/// The whole response to a question for `name`/`set.record_type`, in wire format, as the
+/// server's general path encodes it (id 0, QR and AA set, RD clear, no OPT record): the
+/// question in lowercase, the set's records as answers (their owner compressed to the
+/// question), its additional records. The fast path copies it, patches the id, RD and the
+/// question's bytes (which echoes the client's letter case), and appends an OPT record.
+pub fn encode_answer(name: &Name, set: &RecordSet) -> Option<Box<[u8]>> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    let mut message = Message::new(0, MessageType::Response, OpCode::Query);
+    message.metadata.authoritative = true;
+    message.add_query(Query::query(name.to_lowercase(), set.record_type));
+    message.add_answers(set.records.iter().cloned());
+    message.add_additionals(set.additionals.iter().cloned());
+    message.to_vec().ok().map(Vec::into_boxed_slice)
 }
 
 impl Node {
@@ -47,6 +81,15 @@ impl Node {
 
     fn get(&self, record_type: RecordType) -> Option<&Arc<RecordSet>> {
         self.sets.iter().find(|s| s.record_type == record_type)
+    }
+
+    /// The pre-encoded response for `record_type`, if the name has that set.
+    pub fn wire(&self, record_type: RecordType) -> Option<&[u8]> {
+        let index = self
+            .sets
+            .iter()
+            .position(|s| s.record_type == record_type)?;
+        self.wire.get(index)?.as_deref()
     }
 }
 
@@ -101,7 +144,7 @@ pub struct Snapshot {
     pub zones: Vec<Zone>,
     /// Every name, with its record sets: a persistent map, shared with the previous snapshot
     /// wherever nothing changed.
-    pub names: imbl::HashMap<LowerName, Arc<Node>>,
+    pub names: imbl::HashMap<NameKey, Arc<Node>>,
     /// How many objects the state held.
     pub objects: usize,
     /// How many records the snapshot serves (additional copies not counted).
@@ -133,7 +176,7 @@ impl Snapshot {
         let mut current = name.clone();
         let mut current_zone = zone;
         for _ in 0..=MAX_CNAME_CHAIN {
-            let Some(node) = self.names.get(&current) else {
+            let Some(node) = self.names.get(&name_key(&Name::from(&current))) else {
                 if let Some(set) = synthesize_pod(current_zone, &current, query_type, self) {
                     match set {
                         Some(set) => outcome.answers.push(set),
@@ -197,7 +240,7 @@ fn synthesize_pod(
     let ip = names::parse_pod_name(name, &zone.origin)?;
     // The namespace must exist: `<ns>.pod.<zone>` is a node when it does.
     let parent = LowerName::from(Name::from(name).base_name());
-    snapshot.names.get(&parent)?;
+    snapshot.names.get(&name_key(&Name::from(&parent)))?;
     let owner = Name::from(name);
     let record = match (ip, query_type) {
         (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => {
@@ -263,6 +306,11 @@ impl SnapshotWriter {
 impl SnapshotReader {
     /// The current snapshot, or `None` before the first complete state.
     pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// The current snapshot for one query: a cheap atomic load, no lock.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
     }
 

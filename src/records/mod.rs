@@ -17,7 +17,7 @@ use crate::config::{PodsMode, ZoneConfig};
 use crate::model::{
     ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
 };
-use crate::snapshot::{Node, RecordSet, Snapshot, Zone};
+use crate::snapshot::{NameKey, Node, RecordSet, Snapshot, Zone, encode_answer, name_key};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -162,7 +162,7 @@ pub struct Builder {
     primary: Name,
     contributions: HashMap<Owner, Table>,
     owners: HashMap<LowerName, Vec<Owner>>,
-    names: imbl::HashMap<LowerName, Arc<Node>>,
+    names: imbl::HashMap<NameKey, Arc<Node>>,
     records: usize,
 }
 
@@ -366,35 +366,44 @@ impl Builder {
                 }
             }
         }
+        let owner_name = Name::from(name);
+        let key = name_key(&owner_name);
         let previous = if owners.is_empty() {
-            self.names.remove(name)
+            self.names.remove(&key)
         } else {
-            self.names.insert(name.clone(), Arc::new(node(merged)))
+            self.names
+                .insert(key.clone(), Arc::new(node(&owner_name, merged)))
         };
         if let Some(previous) = previous {
             self.records -= previous.record_count();
         }
-        if let Some(current) = self.names.get(name) {
+        if let Some(current) = self.names.get(&key) {
             self.records += current.record_count();
         }
     }
 }
 
-/// A published node from merged record sets.
-fn node(sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
-    Node {
-        sets: sets
-            .into_values()
-            .filter(|(records, _)| !records.is_empty())
-            .map(|(records, additionals)| {
-                Arc::new(RecordSet {
-                    record_type: records[0].record_type(),
-                    records,
-                    additionals,
-                })
+/// A published node from merged record sets, each with its response pre-encoded.
+fn node(name: &Name, sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
+    let sets: Vec<Arc<RecordSet>> = sets
+        .into_values()
+        .filter(|(records, _)| !records.is_empty())
+        .map(|(records, additionals)| {
+            Arc::new(RecordSet {
+                record_type: records[0].record_type(),
+                records,
+                additionals,
             })
-            .collect(),
-    }
+        })
+        .collect();
+    let wire = sets.iter().map(|set| encode_answer(name, set)).collect();
+    Node { sets, wire }
+}
+
+/// The name an index key stands for.
+fn key_name(key: &[u8]) -> Option<Name> {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    Name::read(&mut BinDecoder::new(key)).ok()
 }
 
 /// One SRV target: the host name, its addresses, and the port.
@@ -591,16 +600,17 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
         .into_iter()
         .map(|zone| {
             let origin = Name::from(&zone.origin);
-            let mut names: Vec<(&LowerName, &Arc<Node>)> = snapshot
+            let mut names: Vec<(Name, &Arc<Node>)> = snapshot
                 .names
                 .iter()
+                .filter_map(|(key, node)| Some((key_name(key)?, node)))
                 .filter(|(name, _)| {
                     snapshot
-                        .zone_of(name)
+                        .zone_of(&LowerName::from(name))
                         .is_some_and(|z| z.origin == zone.origin)
                 })
                 .collect();
-            names.sort_by(|a, b| Name::from(a.0).cmp(&Name::from(b.0)));
+            names.sort_by(|a, b| a.0.cmp(&b.0));
             let mut text = format!(
                 "; zone {origin} serial {}\n$ORIGIN {origin}\n",
                 snapshot.serial

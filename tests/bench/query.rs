@@ -10,8 +10,8 @@
 //!   name over and over (all in cache), to tell cache misses from work.
 //! - `answer_encode/<kind>/<size>`: `lookup`, then the response `Message` built with
 //!   hickory-proto and encoded with `to_vec()`.
-//! - `handler/<kind>/<size>`: the query's wire bytes through the real `ClusterHandler` (decode,
-//!   EDNS, lookup, additional-section fit check, encode), minus only the socket.
+//! - `handler/<kind>/<size>`: the query's wire bytes through the server's `Responder`: the
+//!   pre-encoded fast path where it applies, else decode, lookup and encode; minus only the socket.
 //!
 //! Kinds: `pod_a` (A of a pod, an answer), `srv` (`_web._tcp` SRV of a Service: three records
 //! plus their addresses as additionals), `nodata` (AAAA of a pod: the name exists, the type does
@@ -23,28 +23,18 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::fmt::Write as _;
-use std::future::Future;
-use std::hint::black_box;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use stsdns::config::ZoneConfig;
 use stsdns::feed::{self, file};
 use stsdns::model::ClusterState;
 use stsdns::model::diagnose::Severity;
 use stsdns::records;
-use stsdns::server::ClusterHandler;
+use stsdns::server::{Responder, Transport};
 use stsdns::snapshot::{self, Snapshot};
 
 /// Pods per Service (and StatefulSet replicas).
@@ -78,7 +68,7 @@ struct Cluster {
     state: ClusterState,
     zone: ZoneConfig,
     snapshot: Arc<Snapshot>,
-    handler: ClusterHandler,
+    handler: Responder,
     /// Keeps the handler's snapshot published.
     _writer: snapshot::SnapshotWriter,
     kinds: Vec<Kind>,
@@ -301,7 +291,7 @@ fn setup(size: &Size) -> Cluster {
     let (writer, reader) = snapshot::channel();
     writer.publish(snapshot);
     let snapshot = reader.load().unwrap();
-    let handler = ClusterHandler::new(reader, stsdns::app::served_zones(&zone));
+    let handler = Responder::new(reader, stsdns::app::served_zones(&zone));
     let cluster = Cluster {
         label: size.label,
         state,
@@ -364,48 +354,11 @@ fn answer_encode(snapshot: &Snapshot, q: &Question) -> Vec<u8> {
     message.to_vec().unwrap()
 }
 
-/// A response handler that encodes the response, as hickory's UDP handle does, and drops it.
-#[derive(Clone)]
-struct Encode;
-
-#[async_trait::async_trait]
-impl ResponseHandler for Encode {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(response.edns().map_or(512, Edns::max_payload));
-        let info = response.destructive_emit(&mut encoder)?;
-        black_box(&bytes);
-        Ok(info)
-    }
-}
-
-/// Runs a future that never waits (the handler does no I/O here) to completion.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the handler waited on something"),
-    }
-}
-
-/// The query's wire bytes through the real handler.
-fn handle(handler: &ClusterHandler, q: &Question, src: SocketAddr) -> ResponseInfo {
-    let request = Request::from_bytes(q.wire.clone(), src, Protocol::Udp).unwrap();
-    ready(handler.handle_request::<_, TokioTime>(&request, Encode))
+/// The query's wire bytes through the server's real responder (fast path, else the general
+/// path), minus only the socket.
+fn handle(handler: &Responder, q: &Question, out: &mut Vec<u8>) -> usize {
+    assert!(handler.respond(&q.wire, Transport::Udp, out));
+    out.len()
 }
 
 fn bench_build(c: &mut Criterion, clusters: &[Cluster]) {
@@ -424,7 +377,7 @@ fn bench_build(c: &mut Criterion, clusters: &[Cluster]) {
 }
 
 fn bench_queries(c: &mut Criterion, clusters: &[Cluster]) {
-    let src: SocketAddr = "127.0.0.1:53000".parse().unwrap();
+    let mut out = Vec::with_capacity(65_535);
     for bench in ["lookup", "answer_encode", "handler"] {
         let mut group = c.benchmark_group(bench);
         group
@@ -452,7 +405,7 @@ fn bench_queries(c: &mut Criterion, clusters: &[Cluster]) {
                         b.iter(|| answer_encode(&cluster.snapshot, ask()));
                     }),
                     _ => group.bench_function(id, |b| {
-                        b.iter(|| handle(&cluster.handler, ask(), src));
+                        b.iter(|| handle(&cluster.handler, ask(), &mut out));
                     }),
                 };
             }

@@ -68,6 +68,7 @@ impl TestServer {
             feeds: Vec::new(),
             zone: zone.clone(),
             serial_file: None,
+            threads: 2,
         };
         let shutdown = CancellationToken::new();
         let running = app::start(&config, shutdown.clone())
@@ -149,6 +150,7 @@ impl LiveServer {
             feeds,
             zone,
             serial_file,
+            threads: 2,
         };
         let shutdown = CancellationToken::new();
         let serving = app::serve(&config, shutdown.clone())

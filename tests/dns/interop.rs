@@ -383,16 +383,31 @@ fn section(records: &[Record]) -> Vec<String> {
 /// The additional section is compared as a set: Knot 3.2 adds a target's address once per SRV
 /// record naming it (kube-dns SRV: the A of kube-dns twice, for ports 53 and 9153), where
 /// stsdns adds it once (RFC 2181 §5.5: duplicate records in a section serve no purpose).
+///
+/// Only the answer owners must echo the question's letter case. Other names compare without
+/// case (DNS names are case-insensitive): a name compressed against the question takes the
+/// question's case in stsdns, while Knot writes it as the zone has it.
 fn summary(reply: &Message) -> String {
-    let mut additional = section(&reply.additionals);
-    additional.dedup();
+    let lower = |lines: Vec<String>| -> Vec<String> {
+        let mut lines: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    };
+    let answers: Vec<String> = section(&reply.answers)
+        .iter()
+        .map(|line| match line.split_once(' ') {
+            Some((owner, rest)) => format!("{owner} {}", rest.to_ascii_lowercase()),
+            None => line.clone(),
+        })
+        .collect();
     format!(
         "{} aa={} answer={:?} authority={:?} additional={:?}",
         reply.metadata.response_code,
         reply.metadata.authoritative,
-        section(&reply.answers),
-        section(&reply.authorities),
-        additional,
+        answers,
+        lower(section(&reply.authorities)),
+        lower(section(&reply.additionals)),
     )
 }
 

@@ -46,3 +46,16 @@ mod bad_input;
 
 // Real DNS software: dig and kdig read stsdns's answers; Knot loaded with its zone text agrees.
 mod interop;
+
+// Incremental publishing: random event sequences give the same snapshot as a build from scratch.
+mod incremental;
+
+// The StatefulSet lifecycle (scale up, a pod replaced, publishNotReady, scale down) as one
+// scenario, through manifest files, a watch stream and the kube API, with the same answers.
+mod lifecycle;
+
+// Bad input on every feed while clients query: reported, last good state served, recovery.
+mod feed_faults;
+
+// The pre-encoded fast path gives the general path's bytes.
+mod fast_path;

@@ -7,26 +7,25 @@
 //!
 //! - Over TCP the server handles one connection's messages in order, so the replies on the
 //!   connection are ordered too: "dropped" means the first reply is the fence's.
-//! - Over UDP each datagram is handled in its own task, so a reply to the case could in principle
-//!   arrive after the fence's. A case that must be answered is waited for (bounded by
-//!   [`TIMEOUT`]); for a case that must be dropped, anything that arrived up to the fence reply
-//!   counts. On the current-thread runtime of `#[tokio::test]` the tasks run in arrival order,
-//!   so in practice the check is exact.
+//! - Over UDP one socket's datagrams all go to the same worker thread (SO_REUSEPORT hashes by
+//!   the client's address), which handles them in arrival order, so the check is exact. A case
+//!   that must be answered is still waited for (bounded by [`TIMEOUT`]); for a case that must be
+//!   dropped, anything that arrived up to the fence reply counts.
 //!
-//! Who decides what (hickory-server 0.26 and `src/server/mod.rs`):
+//! Who decides what (`src/server/respond.rs`; the fast path declines all of these):
 //!
 //! | input | handled by | outcome |
 //! |---|---|---|
-//! | fewer than 12 bytes | hickory | dropped: no header, nothing to reply to |
-//! | header, then bytes that do not decode | hickory | FORMERR, id echoed, no question |
-//! | QR=1 and decodes | hickory | dropped (no replies to replies) |
-//! | QDCOUNT 0 or >1 | `ClusterHandler` | FORMERR (RFC 9619) |
-//! | opcode other than QUERY | `ClusterHandler` | NOTIMP (RFC 1035 4.1.1, RFC 8906 3.1.3) |
-//! | class other than IN/ANY | `ClusterHandler` | REFUSED: no zone of ours is in that class |
+//! | fewer than 12 bytes | `Responder::general` | dropped: no header, nothing to reply to |
+//! | QR=1, whether the rest decodes or not | `Responder::general` | dropped (no replies to replies) |
+//! | header, then bytes that do not decode | `Responder::general` | FORMERR, id echoed, no question |
+//! | QDCOUNT 0 or >1 | `Responder::decide` | FORMERR (RFC 9619) |
+//! | opcode other than QUERY | `Responder::decide` | NOTIMP (RFC 1035 4.1.1, RFC 8906 3.1.3) |
+//! | class other than IN/ANY | `Responder::decide` | REFUSED: no zone of ours is in that class |
 //!
-//! The server's tasks run on the test's thread (current-thread runtime), and hickory reaps its
-//! per-request tasks without looking at how they ended, so a panic there would be invisible:
-//! [`PanicWatch`] counts panics on the test's thread and each test asserts there were none.
+//! TCP connections are tasks on the test's thread (current-thread runtime); UDP is answered on
+//! the server's `stsdns-udp-*` worker threads. [`PanicWatch`] counts panics on both and each
+//! test asserts there were none.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -262,12 +261,12 @@ fn cases() -> Vec<Case> {
         query_with(QR | RD, CLASS_IN),
         Drop,
     ));
-    // Malformed and QR=1: hickory decodes before it looks at QR, so it answers FORMERR. The
-    // FORMERR is itself a response (never answered back) and no larger than the packet.
+    // Malformed and QR=1: still a response, so still dropped: the QR bit is in the header,
+    // which decodes, and nothing is ever sent back to a response.
     cases.push(Case::new(
         "a response (QR=1) with QDCOUNT=1 and no question",
         header(QR | RD, [1, 0, 0, 0]),
-        Reply(FormErr),
+        Drop,
     ));
 
     // Opcodes: only QUERY is served. IQUERY (1, obsolete), STATUS (2), NOTIFY (4), UPDATE (5),
@@ -465,10 +464,14 @@ thread_local! {
     static PANICS: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Panics seen on the server's UDP worker threads (of any test's server).
+static WORKER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Counts panics on the current thread, where the current-thread runtime of `#[tokio::test]`
-/// runs the server's tasks too.
+/// runs the server's TCP tasks, and on the server's UDP worker threads.
 struct PanicWatch {
     before: usize,
+    workers_before: usize,
 }
 
 impl PanicWatch {
@@ -478,16 +481,24 @@ impl PanicWatch {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
                 let _ = PANICS.try_with(|count| count.set(count.get() + 1));
+                let worker = std::thread::current()
+                    .name()
+                    .is_some_and(|name| name.starts_with("stsdns-udp"));
+                if worker {
+                    WORKER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 previous(info);
             }));
         });
         Self {
             before: PANICS.with(Cell::get),
+            workers_before: WORKER_PANICS.load(std::sync::atomic::Ordering::SeqCst),
         }
     }
 
     fn assert_none(&self) {
-        let panics = PANICS.with(Cell::get) - self.before;
+        let panics = PANICS.with(Cell::get) - self.before
+            + (WORKER_PANICS.load(std::sync::atomic::Ordering::SeqCst) - self.workers_before);
         assert_eq!(
             panics, 0,
             "the server panicked {panics} time(s) handling these packets (see stderr)"

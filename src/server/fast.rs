@@ -1,0 +1,143 @@
+//! The fast path: a question whose answer was encoded when the snapshot was published.
+//!
+//! It reads only the question (and an OPT record) straight from the packet, looks the name up
+//! by its wire form, copies the pre-encoded response into the caller's buffer, and patches the
+//! id, the RD bit and the question's bytes (so the answer echoes the client's letter case: the
+//! answers' owner names are compression pointers to the question). Anything it does not
+//! handle exactly — a negative answer, a CNAME, ANY, a response that would not fit, EDNS other
+//! than version 0, trailing bytes, compression in the question — it declines, and the general
+//! path answers. The differential test in `tests/dns/fast_path.rs` checks that both give the
+//! same bytes wherever the fast path answers.
+
+use hickory_proto::rr::RecordType;
+
+use crate::snapshot::Snapshot;
+
+/// The fixed part of a DNS header.
+const HEADER_LEN: usize = 12;
+/// The OPT record the general path sends: root name, type 41, class = payload, ttl 0
+/// (extended rcode 0, version 0, no flags), no options.
+const OPT_LEN: usize = 11;
+/// The type code of OPT.
+const OPT: u16 = 41;
+/// The class IN.
+const CLASS_IN: u16 = 1;
+/// The longest name, in wire form.
+const MAX_NAME: usize = 255;
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+/// Answers `request` into `out` from a pre-encoded response; `false` to decline (then `out`
+/// is left empty and the general path must answer). `limit` is the largest response the
+/// transport allows before EDNS is considered (512 for UDP, 65535 for TCP).
+pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    // Header: a query (QR 0, opcode 0), one question, nothing else but maybe one OPT.
+    if request.len() < HEADER_LEN || request[2] & 0xF8 != 0 {
+        return false;
+    }
+    let (Some(1), Some(0), Some(0), Some(additional)) = (
+        be16(request, 4),
+        be16(request, 6),
+        be16(request, 8),
+        be16(request, 10),
+    ) else {
+        return false;
+    };
+    if additional > 1 {
+        return false;
+    }
+
+    // The question name, lowercased into a stack buffer: the index key.
+    let mut key = [0u8; MAX_NAME];
+    let mut key_len = 0;
+    let mut at = HEADER_LEN;
+    loop {
+        let Some(&len) = request.get(at) else {
+            return false;
+        };
+        let len = usize::from(len);
+        if len & 0xC0 != 0 || key_len + len + 1 > MAX_NAME {
+            return false;
+        }
+        let Some(label) = request.get(at..at + 1 + len) else {
+            return false;
+        };
+        for (slot, byte) in key[key_len..key_len + 1 + len].iter_mut().zip(label) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        key_len += 1 + len;
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let (Some(query_type), Some(CLASS_IN)) = (be16(request, at), be16(request, at + 2)) else {
+        return false;
+    };
+    let question_end = at + 4;
+
+    // EDNS: exactly one OPT record of version 0 that ends the message.
+    let mut payload = None;
+    if additional == 1 {
+        let opt = question_end;
+        let (Some(0), Some(OPT), Some(size), Some(rdlen)) = (
+            request.get(opt).copied(),
+            be16(request, opt + 1),
+            be16(request, opt + 3),
+            be16(request, opt + 9),
+        ) else {
+            return false;
+        };
+        // Extended rcode and version must be 0 (else BADVERS and friends: general path).
+        if request.get(opt + 5..opt + 7) != Some(&[0, 0]) {
+            return false;
+        }
+        if opt + OPT_LEN + usize::from(rdlen) != request.len() {
+            return false;
+        }
+        payload = Some(size.max(512));
+    } else if question_end != request.len() {
+        return false;
+    }
+
+    let record_type = RecordType::from(query_type);
+    if matches!(
+        record_type,
+        RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT
+    ) {
+        return false;
+    }
+    let Some(node) = snapshot.names.get(&key[..key_len]) else {
+        return false;
+    };
+    let Some(template) = node.wire(record_type) else {
+        return false;
+    };
+    let limit = match (udp, payload) {
+        (false, _) => usize::from(u16::MAX),
+        (true, Some(size)) => usize::from(size),
+        (true, None) => 512,
+    };
+    let extra = if payload.is_some() { OPT_LEN } else { 0 };
+    if template.len() + extra > limit || template.len() < question_end {
+        return false;
+    }
+
+    out.extend_from_slice(template);
+    out[0..2].copy_from_slice(&request[0..2]);
+    // RD is copied from the query (the low bit of the third byte).
+    out[2] |= request[2] & 0x01;
+    out[HEADER_LEN..question_end].copy_from_slice(&request[HEADER_LEN..question_end]);
+    if let Some(size) = payload {
+        let count = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
+        out[10..12].copy_from_slice(&count.to_be_bytes());
+        out.push(0);
+        out.extend_from_slice(&OPT.to_be_bytes());
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    true
+}
