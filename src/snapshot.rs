@@ -309,9 +309,17 @@ impl SnapshotReader {
         self.current.load_full()
     }
 
-    /// The current snapshot for one query: a cheap atomic load, no lock.
+    /// The current snapshot, kept: an `Arc` clone (use [`SnapshotReader::with_current`] on the
+    /// query path, which does not touch the shared reference count).
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// Runs `f` on the current snapshot for one query: arc-swap's guard, no lock and no write
+    /// to memory shared with other threads.
+    pub fn with_current<R>(&self, f: impl FnOnce(Option<&Snapshot>) -> R) -> R {
+        let guard = self.current.load();
+        f(guard.as_deref())
     }
 
     /// Whether a first snapshot has been published.

@@ -138,7 +138,7 @@ pub fn build(
 
 /// What put a name into the index. Most names have one owner; reverse names and their parents
 /// can have several (an address in two Services).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Owner {
     /// Apexes, `dns-version`, `svc.<zone>`, `pod.<zone>`: rebuilt at each snapshot (the serial).
     Zones,
@@ -332,9 +332,11 @@ impl Builder {
             }
         }
         for name in new_names {
+            // Kept sorted, so a name with several owners merges their records in the same
+            // order however the owners came: incremental and from-scratch builds agree.
             let list = self.owners.entry(name.clone()).or_default();
-            if !list.contains(&owner) {
-                list.push(owner.clone());
+            if let Err(at) = list.binary_search(&owner) {
+                list.insert(at, owner.clone());
             }
             self.recompute(&name);
         }

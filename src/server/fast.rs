@@ -98,6 +98,18 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
         if opt + OPT_LEN + usize::from(rdlen) != request.len() {
             return false;
         }
+        // Each option (code, length, data) must fit the RDATA exactly, as the general path's
+        // decoder requires; otherwise it answers FORMERR and so must we.
+        let mut option = opt + OPT_LEN;
+        while option < request.len() {
+            let Some(len) = be16(request, option + 2) else {
+                return false;
+            };
+            option += 4 + usize::from(len);
+        }
+        if option != request.len() {
+            return false;
+        }
         payload = Some(size.max(512));
     } else if question_end != request.len() {
         return false;

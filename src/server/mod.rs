@@ -13,8 +13,6 @@ mod tcp;
 mod udp;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
@@ -34,6 +32,26 @@ pub struct Bound {
 
 /// Attempts at finding a port free for both UDP and TCP when the port is 0.
 const PORT_ATTEMPTS: usize = 16;
+
+/// Finds a port that no socket holds on `address`'s IP: binding without SO_REUSEPORT fails if
+/// any socket (even another stsdns's SO_REUSEPORT group) has the port, so a group is never
+/// joined by accident. Port 0 picks a free one.
+fn probe(address: SocketAddr) -> std::io::Result<SocketAddr> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&address.into())?;
+    let local = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an IP socket"))?;
+    Ok(local)
+}
 
 fn udp_socket(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = Socket::new(
@@ -63,10 +81,9 @@ pub async fn bind(addresses: &[SocketAddr], threads: usize) -> std::io::Result<B
         let mut attempt = 0;
         let (sockets, listener, local) = loop {
             attempt += 1;
-            let first = udp_socket(*address)?;
-            let local = first.local_addr()?;
-            let mut sockets = vec![first];
-            for _ in 1..threads {
+            let local = probe(*address)?;
+            let mut sockets = Vec::with_capacity(threads);
+            for _ in 0..threads {
                 sockets.push(udp_socket(local)?);
             }
             match TcpListener::bind(local).await {
@@ -90,14 +107,15 @@ pub async fn run(
     responder: Responder,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = udp::spawn(bound.udp, &responder, &stop)?;
+    // The workers watch the token themselves; this guard cancels it if this future is dropped
+    // without a shutdown (a runtime going away), so no worker outlives its server.
+    let _stop_workers = shutdown.clone().drop_guard();
+    let workers = udp::spawn(bound.udp, &responder, &shutdown)?;
     let mut listeners = tokio::task::JoinSet::new();
     for listener in bound.tcp {
         listeners.spawn(tcp::serve(listener, responder.clone(), shutdown.clone()));
     }
     shutdown.cancelled().await;
-    stop.store(true, Ordering::Relaxed);
     while let Some(result) = listeners.join_next().await {
         result.map_err(std::io::Error::other)??;
     }

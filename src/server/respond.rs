@@ -67,9 +67,11 @@ impl Responder {
     /// Writes the response to `request` into `out`; `false` when nothing must be sent (no
     /// header to answer to, or a response sent to us).
     pub fn respond(&self, request: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
-        if let Some(snapshot) = self.reader.current()
-            && fast::answer(&snapshot, request, transport == Transport::Udp, out)
-        {
+        let udp = transport == Transport::Udp;
+        let answered = self
+            .reader
+            .with_current(|snapshot| snapshot.is_some_and(|s| fast::answer(s, request, udp, out)));
+        if answered {
             return true;
         }
         self.general(request, transport, out)

@@ -6,10 +6,10 @@
 //! wakes every [`SHUTDOWN_POLL`] to see whether it should stop.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, warn};
 
@@ -20,29 +20,30 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// The largest datagram we read.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Starts one worker per socket; they stop when `stop` is set.
+/// Starts one worker per socket; they stop when `shutdown` is cancelled (they look at the token
+/// themselves, so they stop even if the task that started them is never polled again).
 pub(super) fn spawn(
     sockets: Vec<UdpSocket>,
     responder: &Responder,
-    stop: &Arc<AtomicBool>,
+    shutdown: &CancellationToken,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut workers = Vec::new();
     for (index, socket) in sockets.into_iter().enumerate() {
         socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
         let responder = responder.clone();
-        let stop = stop.clone();
+        let shutdown = shutdown.clone();
         let worker = std::thread::Builder::new()
             .name(format!("stsdns-udp-{index}"))
-            .spawn(move || serve(&socket, &responder, &stop))?;
+            .spawn(move || serve(&socket, &responder, &shutdown))?;
         workers.push(worker);
     }
     Ok(workers)
 }
 
-fn serve(socket: &UdpSocket, responder: &Responder, stop: &AtomicBool) {
+fn serve(socket: &UdpSocket, responder: &Responder, shutdown: &CancellationToken) {
     let mut request = vec![0u8; MAX_DATAGRAM];
     let mut response = Vec::with_capacity(MAX_DATAGRAM);
-    while !stop.load(Ordering::Relaxed) {
+    while !shutdown.is_cancelled() {
         let (len, peer) = match socket.recv_from(&mut request) {
             Ok(received) => received,
             Err(err)

@@ -72,12 +72,13 @@ command -v cargo >/dev/null 2>&1 || die "cargo is needed to build stsdns"
 CPUS="$(nproc)"
 if [ "$CPUS" -ge 2 ]; then
   SERVER_CPU=1; CLIENT_CPU=0
-  on_server() { taskset -c "$SERVER_CPU" "$@"; }
+  # An array, not a function: `taskset … server &` must leave the server's own PID in $!.
+  ON_SERVER=(taskset -c "$SERVER_CPU")
   on_client() { taskset -c "$CLIENT_CPU" "$@"; }
 else
   log "warning: one CPU: servers and dnsperf share it, nothing is pinned"
   SERVER_CPU=; CLIENT_CPU=
-  on_server() { "$@"; }
+  ON_SERVER=()
   on_client() { "$@"; }
 fi
 CLK_TCK="$(getconf CLK_TCK)"
@@ -211,11 +212,12 @@ log "  $(tail -1 "$WORK/check.err") in ${CHECK_SECONDS}s"
 STSDNS_PORT="$(free_port)"
 log "starting stsdns on 127.0.0.1:$STSDNS_PORT (CPU ${SERVER_CPU:-any})"
 t0="$(now)"
-on_server "$BIN" serve --feed "$FEED" --listen "127.0.0.1:$STSDNS_PORT" -q \
+"${ON_SERVER[@]}" "$BIN" serve --feed "$FEED" --listen "127.0.0.1:$STSDNS_PORT" -q \
   >"$WORK/stsdns.out" 2>"$WORK/stsdns.err" </dev/null &
 STSDNS_PID=$!
 PIDS+=("$STSDNS_PID")
 t1="$(wait_first_answer stsdns "$STSDNS_PID" "$STSDNS_PORT")"
+[ "$(cat /proc/$STSDNS_PID/comm)" = stsdns ] || die "PID $STSDNS_PID is not stsdns"
 pin_all "$STSDNS_PID"
 STSDNS_START="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
 STSDNS_RSS_LOADED="$(status_kb "$STSDNS_PID" VmRSS)"
@@ -253,10 +255,11 @@ EOF
 } >"$WORK/knot/knot.conf"
 log "starting knotd on 127.0.0.1:$KNOT_PORT (CPU ${SERVER_CPU:-any})"
 t0="$(now)"
-on_server "$KNOTD" -c "$WORK/knot/knot.conf" >"$WORK/knot.out" 2>"$WORK/knot.err" </dev/null &
+"${ON_SERVER[@]}" "$KNOTD" -c "$WORK/knot/knot.conf" >"$WORK/knot.out" 2>"$WORK/knot.err" </dev/null &
 KNOT_PID=$!
 PIDS+=("$KNOT_PID")
 t1="$(wait_first_answer knot "$KNOT_PID" "$KNOT_PORT")"
+[ "$(cat /proc/$KNOT_PID/comm)" = knotd ] || die "PID $KNOT_PID is not knotd"
 KNOT_MOVED="$(for t in /proc/"$KNOT_PID"/task/*; do
   awk '$1 == "Cpus_allowed_list:" { print $2 }' "$t/status"; done | sort -u | tr '\n' ' ')"
 # knotd pins its UDP worker(s) to CPU (worker index mod online CPUs) itself, overriding taskset:

@@ -5,7 +5,8 @@
 //! builds the snapshot with `records::build`, printing how long each step took and the
 //! process's resident memory. Then, for each size:
 //!
-//! - `build/<size>`: `records::build` of the whole state.
+//! - `build/<size>`: `records::build` of the whole state (skipped for a size whose one build in
+//!   setup took over [`SLOW_BUILD`]: the setup line gives that figure).
 //! - `lookup/<kind>/<size>`: `Snapshot::lookup` alone; `lookup/pod_a_one_name/<size>` asks one
 //!   name over and over (all in cache), to tell cache misses from work.
 //! - `answer_encode/<kind>/<size>`: `lookup`, then the response `Message` built with
@@ -39,6 +40,9 @@ use stsdns::snapshot::{self, Snapshot};
 
 /// Pods per Service (and StatefulSet replicas).
 const PODS_PER_SERVICE: usize = 3;
+/// A size whose one setup build took longer than this gets no `build/<size>` bench: criterion
+/// needs ten builds, and the setup line already gives the figure.
+const SLOW_BUILD: Duration = Duration::from_secs(10);
 /// Names asked in rotation by each query bench (a power of two).
 const ROTATION: usize = 4096;
 
@@ -69,6 +73,8 @@ struct Cluster {
     zone: ZoneConfig,
     snapshot: Arc<Snapshot>,
     handler: Responder,
+    /// How long the one `records::build` of setup took.
+    built: Duration,
     /// Keeps the handler's snapshot published.
     _writer: snapshot::SnapshotWriter,
     kinds: Vec<Kind>,
@@ -298,6 +304,7 @@ fn setup(size: &Size) -> Cluster {
         zone,
         snapshot,
         handler,
+        built,
         _writer: writer,
         kinds: kinds(size),
     };
@@ -369,6 +376,15 @@ fn bench_build(c: &mut Criterion, clusters: &[Cluster]) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for cluster in clusters {
+        if cluster.built > SLOW_BUILD {
+            eprintln!(
+                "build/{}: skipped, one build took {} (setup line above); ten samples would take \
+                 too long",
+                cluster.label,
+                seconds(cluster.built)
+            );
+            continue;
+        }
         group.bench_function(cluster.label, |b| {
             b.iter_with_large_drop(|| records::build(&cluster.state, &cluster.zone, 2).unwrap());
         });

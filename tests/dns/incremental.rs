@@ -328,7 +328,8 @@ fn difference(incremental: &Snapshot, scratch: &Snapshot) -> Option<String> {
             };
             let _ = write!(
                 report,
-                "\n{name:?}\n incremental:{}\n from scratch:{}",
+                "\n{}\n incremental:{}\n from scratch:{}",
+                key_name(name),
                 show(a),
                 show(b)
             );
@@ -345,6 +346,12 @@ fn difference(incremental: &Snapshot, scratch: &Snapshot) -> Option<String> {
         let _ = write!(report, "\nobject count differs");
     }
     (!report.is_empty()).then_some(report)
+}
+
+/// An index key (wire-form labels) as a dotted name, for reports.
+fn key_name(key: &[u8]) -> String {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    Name::read(&mut BinDecoder::new(key)).map_or_else(|_| format!("{key:?}"), |n| n.to_string())
 }
 
 fn describe_node(node: &stsdns::snapshot::Node) -> String {

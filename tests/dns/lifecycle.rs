@@ -14,13 +14,13 @@
 //! (appended to) and the fake API server (`--kube`), and compare every step's answers, over
 //! UDP and TCP, with [`expected`], which computes them from the step's objects alone.
 //!
-//! A step whose expected answers equal the previous step's (the StatefulSet's replicas, a pod
-//! created or running but not Ready) is not awaited: whether the reconciler publishes after it
-//! is its own business. Such a step is checked by the next one that changes DNS, whose answers
-//! must be exactly that step's state, not-Ready pods absent. A feed may deliver one step's
-//! events in several batches, so a step waits for publishes until its answers show up (within
-//! [`TIMEOUT`]); it passes only with exactly its own answers and a serial that moved. At the
-//! end a second server reads the same input from scratch and must agree.
+//! Many steps change no answer (the StatefulSet's replicas, a pod created or running but not
+//! Ready, a terminating pod finally deleted), and whether the reconciler publishes after them
+//! is its own business. So every step also moves two [`markers`] outside the scenario, after
+//! its own events: when the markers show step n, step n has been applied, and its answers must
+//! be exactly `expected(step n)`: a not-Ready pod that leaked into DNS while starting is caught
+//! at the step it leaked, not hidden by the next. At the end a second server reads the same
+//! input from scratch (for the stream, the whole recorded history) and must agree.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -582,13 +582,25 @@ pub async fn soa_serial(addr: SocketAddr, transport: Transport) -> u32 {
     }
 }
 
-/// Asserts that the answers are `want` over UDP and TCP, right now.
+/// Asserts that the answers are `want` over UDP and TCP, right now; a failure lists only the
+/// questions whose answers differ.
 pub async fn assert_answers(addr: SocketAddr, want: &Answers, what: &str) {
     for transport in TRANSPORTS {
-        assert_eq!(
-            observe(addr, transport).await,
-            *want,
-            "{what} ({transport:?})"
+        let seen = observe(addr, transport).await;
+        let differ: Vec<String> = seen
+            .iter()
+            .zip(want)
+            .filter(|(seen, want)| seen != want)
+            .map(|((name, seen), (_, want))| {
+                format!("{name}\n    got:  {seen:?}\n    want: {want:?}")
+            })
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{what} ({transport:?}): {} of {} answers differ:\n  {}",
+            differ.len(),
+            want.len(),
+            differ.join("\n  ")
         );
     }
 }
@@ -657,9 +669,8 @@ pub fn append_file(path: &Path, text: &str) {
 }
 
 /// The objects as a manifest: one document per object (JSON is YAML).
-pub fn manifest(cluster: &Cluster) -> String {
-    cluster
-        .objects()
+pub fn manifest(objects: &[Object]) -> String {
+    objects
         .iter()
         .map(|o| format!("---\n{}\n", o.value))
         .collect()
@@ -682,7 +693,8 @@ pub fn kubeconfig(dir: &Path, api: &FakeApi) -> PathBuf {
     path
 }
 
-/// Where the server's objects come from, and how a test changes them.
+/// Where the server's objects come from, and how a test changes them. Each keeps its
+/// temporary directory (the files, the kubeconfig) for as long as it lives.
 pub enum Input {
     /// A manifest file, rewritten whole at each step.
     Files { dir: TempDir, path: PathBuf },
@@ -705,18 +717,19 @@ pub enum FeedKind {
 }
 
 impl Input {
-    /// The input holding `initial`, before the server starts.
-    pub async fn start(kind: FeedKind, initial: &Cluster) -> Self {
+    /// The input holding `objects`, before the server starts (for a stream, their ADDED
+    /// events: the initial list).
+    pub async fn start(kind: FeedKind, objects: &[Object]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         match kind {
             FeedKind::Files => {
                 let path = dir.path().join("cluster.yaml");
-                std::fs::write(&path, manifest(initial)).expect("write the manifest");
+                std::fs::write(&path, manifest(objects)).expect("write the manifest");
                 Self::Files { dir, path }
             }
             FeedKind::Stream => {
                 let path = dir.path().join("watch.json");
-                let list: String = changes(&[], &initial.objects())
+                let list: String = changes(&[], objects)
                     .iter()
                     .map(Change::watch_line)
                     .collect();
@@ -725,8 +738,8 @@ impl Input {
             }
             FeedKind::Kube => {
                 let api = FakeApi::start().await;
-                for object in initial.objects() {
-                    api.apply(object.kind, object.value);
+                for object in objects {
+                    api.apply(object.kind, object.value.clone());
                 }
                 let kubeconfig = kubeconfig(dir.path(), &api);
                 Self::Kube {
@@ -749,28 +762,28 @@ impl Input {
         }
     }
 
-    /// Takes the input from `before` to `after`: the whole new manifest, the watch events, or
-    /// the API calls.
-    pub fn apply(&self, before: &Cluster, after: &Cluster) {
+    /// Moves the input on: to `objects` as a whole new manifest, or by `events` (which must
+    /// lead to `objects`) appended to the stream or made as API calls, in their order.
+    pub fn apply(&self, objects: &[Object], events: &[Change]) {
         match self {
-            Self::Files { path, .. } => replace_file(path, &manifest(after)),
+            Self::Files { path, .. } => replace_file(path, &manifest(objects)),
             Self::Stream { path, .. } => {
-                let events: String = changes(&before.objects(), &after.objects())
-                    .iter()
-                    .map(Change::watch_line)
-                    .collect();
-                append_file(path, &events);
+                let lines: String = events.iter().map(Change::watch_line).collect();
+                append_file(path, &lines);
             }
             Self::Kube { api, .. } => {
-                for change in changes(&before.objects(), &after.objects()) {
-                    let object = change.object;
+                for change in events {
+                    let object = &change.object;
                     match change.verb {
                         Verb::Added | Verb::Modified => {
-                            api.apply(object.kind, object.value);
+                            api.apply(object.kind, object.value.clone());
                         }
                         Verb::Deleted => {
+                            let namespace = object.value["metadata"]["namespace"]
+                                .as_str()
+                                .expect("a namespace");
                             assert!(
-                                api.delete(object.kind, NAMESPACE, &object.name),
+                                api.delete(object.kind, namespace, &object.name),
                                 "{} exists",
                                 object.name
                             );
@@ -796,60 +809,181 @@ impl Input {
             Self::Kube { .. } => panic!("a kube input has no file"),
         }
     }
+}
 
-    /// The temporary directory the input lives in.
-    pub fn dir(&self) -> &Path {
-        match self {
-            Self::Files { dir, .. } | Self::Stream { dir, .. } | Self::Kube { dir, .. } => {
-                dir.path()
-            }
+/// The namespace of the step markers.
+const MARKERS: &str = "lifecycle";
+
+/// Objects outside the scenario that every step moves after its own events: a ClusterIP
+/// Service `step` whose address and a Pod (behind headless Service `step-pod`) whose IP are
+/// `10.96.0.<n>` and `10.255.0.<n>` at step n.
+///
+/// They tell the test when a step has been applied even if it changes no answer, so every
+/// step's answers are checked exactly, including the steps that must change nothing. A stream
+/// is one ordered sequence; a manifest is replaced whole; the API server's watch orders each
+/// kind's events, so the Service marker follows the step's Service events and the Pod marker
+/// its Pod events (StatefulSet events have their own watch, but change no answer).
+pub fn markers(step: usize) -> Vec<Object> {
+    let n = step + 1;
+    let step_ip = format!("10.255.0.{n}");
+    vec![
+        Object {
+            kind: Kind::Service,
+            name: "step".into(),
+            value: json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "step", "namespace": MARKERS},
+                "spec": {"clusterIP": format!("10.96.0.{n}"),
+                    "ports": [{"name": "step", "port": 1, "protocol": "TCP"}]}
+            }),
+        },
+        Object {
+            kind: Kind::Service,
+            name: "step-pod".into(),
+            value: json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "step-pod", "namespace": MARKERS},
+                "spec": {"clusterIP": "None", "selector": {"app": "step-pod"},
+                    "ports": [{"name": "step", "port": 1, "protocol": "TCP"}]}
+            }),
+        },
+        Object {
+            kind: Kind::Pod,
+            name: "step-pod".into(),
+            value: json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "step-pod", "namespace": MARKERS,
+                    "labels": {"app": "step-pod"}},
+                "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.9"}]},
+                "status": {"phase": "Running", "podIP": step_ip, "podIPs": [{"ip": step_ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}]}
+            }),
+        },
+    ]
+}
+
+/// What the markers answer at step `step`.
+fn marker_answers(step: usize) -> Answers {
+    let n = step + 1;
+    [
+        ("step", format!("10.96.0.{n}")),
+        ("step-pod", format!("10.255.0.{n}")),
+    ]
+    .into_iter()
+    .map(|(service, ip)| {
+        let name = format!("{service}.{MARKERS}.svc.{ZONE}");
+        let reply = Reply::Records {
+            answers: vec![format!("{name} {TTL} A {ip}")],
+            additionals: Vec::new(),
+        };
+        (name, reply)
+    })
+    .collect()
+}
+
+/// The markers' answers over `transport`.
+async fn observe_markers(addr: SocketAddr, transport: Transport) -> Answers {
+    let mut seen = Vec::new();
+    for (name, _) in marker_answers(0) {
+        let message = query(addr, &name, RecordType::A, transport).await;
+        seen.push((name, reply(&message, RecordType::A)));
+    }
+    seen
+}
+
+/// The scenario's objects at step `index`, with the markers.
+fn objects_at(steps: &[Step], index: usize) -> Vec<Object> {
+    let mut objects = steps[index].cluster.objects();
+    objects.extend(markers(index));
+    objects
+}
+
+/// Waits (bounded) for the publish that moves the markers to step `step`, then asserts that
+/// the answers are exactly `want` over UDP and TCP and that the serial moved past `serial`;
+/// returns the new serial.
+async fn await_step(
+    live: &mut LiveServer,
+    serial: u32,
+    step: usize,
+    want: &Answers,
+    what: &str,
+) -> u32 {
+    let deadline = Instant::now() + TIMEOUT;
+    let markers = marker_answers(step);
+    let mut current = serial;
+    loop {
+        let published = tokio::time::timeout_at(deadline, live.reader.changed_from(current)).await;
+        if published.is_err() {
+            let seen = observe_markers(live.addr, Transport::Udp).await;
+            assert_eq!(seen, markers, "{what}: not applied within {TIMEOUT:?}");
+            panic!("{what}: applied, but without a publish since serial {current}");
+        }
+        let now = live.serial().expect("published");
+        assert_ne!(now, current, "{what}: the reconciler stopped publishing");
+        current = now;
+        if observe_markers(live.addr, Transport::Udp).await == markers {
+            break;
         }
     }
+    assert_answers(live.addr, want, what).await;
+    assert_eq!(
+        observe_markers(live.addr, Transport::Tcp).await,
+        markers,
+        "{what}"
+    );
+    for transport in TRANSPORTS {
+        let answered = soa_serial(live.addr, transport).await;
+        assert!(
+            answered >= current && answered > serial,
+            "{what}: SOA serial {answered} over {transport:?}, published {current}, before the \
+             step {serial}"
+        );
+    }
+    current
 }
 
 /// Runs the whole scenario through one feed.
 async fn run(kind: FeedKind) {
-    let started = std::time::Instant::now();
     let steps = scenario();
-    let input = Input::start(kind, &steps[0].cluster).await;
+    let input = Input::start(kind, &objects_at(&steps, 0)).await;
     let mut live = LiveServer::start(vec![input.source()], ZoneConfig::default()).await;
     let mut serial = live.ready().await;
-    let mut shown = expected(&steps[0].cluster);
-    assert_answers(
-        live.addr,
-        &shown,
-        &format!("{kind:?}, step 0: {}", steps[0].what),
-    )
-    .await;
+    let first = format!("{kind:?}, step 0: {}", steps[0].what);
+    assert_answers(live.addr, &expected(&steps[0].cluster), &first).await;
+    assert_eq!(
+        observe_markers(live.addr, Transport::Udp).await,
+        marker_answers(0)
+    );
 
-    for (index, pair) in steps.windows(2).enumerate() {
-        let (before, step) = (&pair[0], &pair[1]);
-        let what = format!("{kind:?}, step {}: {}", index + 1, step.what);
-        input.apply(&before.cluster, &step.cluster);
-        let want = expected(&step.cluster);
-        if want == shown {
-            continue;
-        }
-        serial = await_answers(&mut live, serial, &want, &what).await;
-        shown = want;
+    for index in 1..steps.len() {
+        let what = format!("{kind:?}, step {index}: {}", steps[index].what);
+        // The step's own events, then the markers'.
+        let mut events = changes(
+            &steps[index - 1].cluster.objects(),
+            &steps[index].cluster.objects(),
+        );
+        events.extend(changes(&markers(index - 1), &markers(index)));
+        input.apply(&objects_at(&steps, index), &events);
+        serial = await_step(
+            &mut live,
+            serial,
+            index,
+            &expected(&steps[index].cluster),
+            &what,
+        )
+        .await;
     }
 
     // A server that reads the same input from the start agrees.
     let mut fresh = LiveServer::start(vec![input.source()], ZoneConfig::default()).await;
     fresh.ready().await;
-    let last = steps.last().expect("steps");
-    assert_answers(
-        fresh.addr,
-        &expected(&last.cluster),
-        &format!("{kind:?}: a fresh server after the last step"),
-    )
-    .await;
-    // And the running one still serves the last state (its last steps changed no answer).
-    assert_answers(live.addr, &shown, &format!("{kind:?}: after the last step")).await;
-    tracing::info!(
-        ?kind,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "lifecycle done"
+    let last = steps.len() - 1;
+    let what = format!("{kind:?}: a fresh server after the last step");
+    assert_answers(fresh.addr, &expected(&steps[last].cluster), &what).await;
+    assert_eq!(
+        observe_markers(fresh.addr, Transport::Udp).await,
+        marker_answers(last),
+        "{what}"
     );
 }
 
@@ -883,7 +1017,7 @@ fn scenario_events_lead_from_step_to_step() {
             }
         }
     }
-    // The steps that change DNS, which each run awaits; the others are checked by the next.
+    // The steps that change DNS; the others must change nothing, which each run checks too.
     let mut shown = expected(&steps[0].cluster);
     let mut visible = Vec::new();
     for step in &steps[1..] {

@@ -59,3 +59,6 @@ mod feed_faults;
 
 // The pre-encoded fast path gives the general path's bytes.
 mod fast_path;
+
+// Queries at ~20k/s while the state changes ~1k/s: every answer is one published state.
+mod consistency;

@@ -22,6 +22,14 @@
 //! | QDCOUNT 0 or >1 | `Responder::decide` | FORMERR (RFC 9619) |
 //! | opcode other than QUERY | `Responder::decide` | NOTIMP (RFC 1035 4.1.1, RFC 8906 3.1.3) |
 //! | class other than IN/ANY | `Responder::decide` | REFUSED: no zone of ours is in that class |
+//! | EDNS version above 0 | `Responder::general` | BADVERS (RFC 6891 6.1.3) |
+//! | two OPTs; an OPT cut short, not at the root, or outside the additional section | `Responder::general` (decoder) | FORMERR (RFC 6891 6.1.1) |
+//! | bytes after the last counted record | `Responder::general` | ignored: answered as usual |
+//!
+//! One exception to "the fast path declines all of these": an OPT whose option overruns the
+//! OPT's RDATA is answered by the fast path on a name it can answer, and gets FORMERR from the
+//! general path otherwise; `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths` is
+//! ignored until the fast path checks its options.
 //!
 //! TCP connections are tasks on the test's thread (current-thread runtime); UDP is answered on
 //! the server's `stsdns-udp-*` worker threads. [`PanicWatch`] counts panics on both and each
@@ -143,6 +151,7 @@ fn cases() -> Vec<Case> {
 
     let valid = query_with(RD, CLASS_IN);
     let fence_name = wire_name(FENCE_NAME);
+    let nonexistent = wire_name(NONEXISTENT);
     let mut cases = Vec::new();
 
     // Too short to hold a header: nothing to echo the id into, so nothing to reply.
@@ -295,7 +304,95 @@ fn cases() -> Vec<Case> {
     bytes.extend(question(&fence_name, 0xFF00, CLASS_IN));
     cases.push(Case::new("unknown type 65280", bytes, Reply(NoError)));
 
+    // Bytes after the last counted record: hickory-proto's decoder stops at the counts and
+    // ignores the rest, so the query is answered (the fast path declines, the general path
+    // answers). No RFC says otherwise; BIND would answer FORMERR.
+    let mut bytes = query_with(RD, CLASS_IN);
+    bytes.extend([1, 2, 3, 4, 5]);
+    cases.push(Case::new(
+        "five bytes after the question",
+        bytes,
+        Reply(NoError),
+    ));
+
+    // EDNS (RFC 6891). The fast path takes only one well-formed OPT of version 0 that ends the
+    // message; it declines all of these, and the general path decides.
+    for (what, name) in [("answerable", &fence_name), ("nonexistent", &nonexistent)] {
+        let edns_query = |arcount: u16, nscount: u16, records: &[Vec<u8>]| {
+            let mut bytes = header(RD, [1, 0, nscount, arcount]);
+            bytes.extend(question(name, 1, CLASS_IN));
+            for record in records {
+                bytes.extend(record);
+            }
+            bytes
+        };
+        // A version above ours: BADVERS (6.1.3), an extended code (16) carried in our OPT.
+        cases.push(Case::new(
+            format!("EDNS version 1, {what} name"),
+            edns_query(1, 0, &[opt(1, &[], 0)]),
+            Reply(ResponseCode::BADVERS),
+        ));
+        // More than one OPT: FORMERR, a MUST (6.1.1).
+        cases.push(Case::new(
+            format!("two OPT records, {what} name"),
+            edns_query(2, 0, &[opt(0, &[], 0), opt(0, &[], 0)]),
+            Reply(FormErr),
+        ));
+        cases.push(Case::new(
+            format!("OPT cut after 6 bytes, {what} name"),
+            edns_query(1, 0, &[opt(0, &[], 0)[..6].to_vec()]),
+            Reply(FormErr),
+        ));
+        cases.push(Case::new(
+            format!("OPT RDLENGTH 20 past the end, {what} name"),
+            edns_query(1, 0, &[opt(0, &[], 20)]),
+            Reply(FormErr),
+        ));
+        // The OPT owner must be the root (6.1.2).
+        let mut not_root = opt(0, &[], 0);
+        not_root.splice(0..1, [1, b'x', 0]);
+        cases.push(Case::new(
+            format!("OPT owned by x., {what} name"),
+            edns_query(1, 0, &[not_root]),
+            Reply(FormErr),
+        ));
+        // OPT belongs in the additional section only.
+        cases.push(Case::new(
+            format!("OPT in the authority section, {what} name"),
+            edns_query(0, 1, &[opt(0, &[], 0)]),
+            Reply(FormErr),
+        ));
+    }
+    // An option whose length runs past the OPT's RDATA, on a name the fast path cannot answer:
+    // the general path decodes the options and answers FORMERR. (On an answerable name the fast
+    // path answers instead; see `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths`.)
+    let mut bytes = header(RD, [1, 0, 0, 1]);
+    bytes.extend(question(&nonexistent, 1, CLASS_IN));
+    bytes.extend(opt(0, &OVERRUNNING_OPTION, 6));
+    cases.push(Case::new(
+        "OPT option overrunning its RDATA, nonexistent name",
+        bytes,
+        Reply(FormErr),
+    ));
+
     cases
+}
+
+/// A name in our zone that does not exist: the fast path never answers it.
+const NONEXISTENT: &str = "nope.prod.svc.cluster.local.";
+
+/// One EDNS option, code 10 (COOKIE), claiming 8 bytes of data but carrying 2.
+const OVERRUNNING_OPTION: [u8; 6] = [0, 10, 0, 8, 1, 2];
+
+/// An OPT record (RFC 6891 6.1.2): root owner, type 41, 1232-byte payload, extended rcode 0,
+/// `version`, no flags, then RDLENGTH `rdlength` and `rdata` (which may disagree, on purpose).
+fn opt(version: u8, rdata: &[u8], rdlength: u16) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 41];
+    bytes.extend(1232u16.to_be_bytes());
+    bytes.extend([0, version, 0, 0]);
+    bytes.extend(rdlength.to_be_bytes());
+    bytes.extend_from_slice(rdata);
+    bytes
 }
 
 /// The fence query, as bytes.
@@ -332,7 +429,12 @@ fn assert_replies(case: &Case, transport: Transport, replies: &[Message]) {
             let [reply] = replies else {
                 panic!("{context}: expected one {code} reply, got {replies:#?}");
             };
-            assert_eq!(reply.metadata.response_code, code, "{context}: {reply}");
+            // By number: 16 is both BADVERS and BADSIG, and hickory decodes it as BADSIG.
+            assert_eq!(
+                u16::from(reply.metadata.response_code),
+                u16::from(code),
+                "{context}: expected {code}: {reply}"
+            );
             assert_eq!(reply.metadata.id, CASE_ID, "{context}: id echoed");
             assert_eq!(
                 reply.metadata.message_type,
@@ -541,14 +643,18 @@ async fn malformed_packets_over_tcp_get_formerr_or_are_dropped() {
     let all = cases();
     let packets: Vec<Vec<u8>> = all.iter().map(|c| c.bytes.clone()).collect();
     let replies = tcp_batch(server.addr, &packets, "every case on one connection").await;
-    let expected: Vec<ResponseCode> = all
+    // By number: 16 is both BADVERS and BADSIG, and hickory decodes it as BADSIG.
+    let expected: Vec<u16> = all
         .iter()
         .filter_map(|c| match c.expect {
-            Expect::Reply(code) => Some(code),
+            Expect::Reply(code) => Some(u16::from(code)),
             Expect::Drop => None,
         })
         .collect();
-    let got: Vec<ResponseCode> = replies.iter().map(|r| r.metadata.response_code).collect();
+    let got: Vec<u16> = replies
+        .iter()
+        .map(|r| u16::from(r.metadata.response_code))
+        .collect();
     assert_eq!(got, expected, "every case on one connection");
     assert_still_serving(&server).await;
     watch.assert_none();
@@ -766,4 +872,39 @@ async fn tcp_garbage_then_a_valid_query_on_a_new_connection() {
     assert!(replies.is_empty());
     assert_still_serving(&server).await;
     watch.assert_none();
+}
+
+/// An OPT option that overruns its RDATA gets FORMERR whether or not the name has a
+/// pre-encoded answer: the fast path walks the options and declines such a packet (it used to
+/// check only that the OPT record ended the message, and answered NOERROR).
+#[tokio::test]
+async fn opt_option_overrunning_its_rdata_gets_formerr_on_both_paths() {
+    let server = TestServer::example().await;
+    for name in [NONEXISTENT, FENCE_NAME] {
+        let mut bytes = header(RD, [1, 0, 0, 1]);
+        bytes.extend(question(&wire_name(name), 1, CLASS_IN));
+        bytes.extend(opt(0, &OVERRUNNING_OPTION, 6));
+        let case = Case::new(
+            format!("OPT option overrunning its RDATA, {name}"),
+            bytes,
+            Expect::Reply(ResponseCode::FormErr),
+        );
+        for transport in TRANSPORTS {
+            let replies = match transport {
+                Transport::Udp => {
+                    udp_batch(
+                        server.addr,
+                        std::slice::from_ref(&case.bytes),
+                        1,
+                        &case.what,
+                    )
+                    .await
+                }
+                Transport::Tcp => {
+                    tcp_batch(server.addr, std::slice::from_ref(&case.bytes), &case.what).await
+                }
+            };
+            assert_replies(&case, transport, &replies);
+        }
+    }
 }
