@@ -161,7 +161,10 @@ pub struct Builder {
     /// The first zone: SOA/NS names of the reverse zones and PTR targets live under it.
     primary: Name,
     contributions: HashMap<Owner, Table>,
+    /// Owners that put records at each name, sorted.
     owners: HashMap<LowerName, Vec<Owner>>,
+    /// How many owners make each name exist without records (an empty non-terminal).
+    existence: HashMap<LowerName, usize>,
     names: imbl::HashMap<NameKey, Arc<Node>>,
     records: usize,
 }
@@ -175,6 +178,7 @@ impl Builder {
             primary,
             contributions: HashMap::new(),
             owners: HashMap::new(),
+            existence: HashMap::new(),
             names: imbl::HashMap::new(),
             records: 0,
         }
@@ -308,37 +312,65 @@ impl Builder {
         } else {
             self.contributions.insert(owner.clone(), table)
         };
-        let new_names: Vec<LowerName> = self
+        // What this owner put at each name before and now: records, or just existence (an
+        // empty non-terminal). Existence is counted, not listed: the parents of reverse names
+        // (`10.in-addr.arpa.`) are shared by every Service, and listing them would make each
+        // publish cost as much as the cluster.
+        let kind = |sets: &BTreeMap<RecordTypeKey, PendingSet>| !sets.is_empty();
+        let old_names: Vec<(LowerName, bool)> = old
+            .map(|t| {
+                t.names
+                    .into_iter()
+                    .map(|(n, sets)| {
+                        let k = kind(&sets);
+                        (n, k)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let new_names: Vec<(LowerName, bool)> = self
             .contributions
             .get(&owner)
-            .map(|t| t.names.keys().cloned().collect())
+            .map(|t| {
+                t.names
+                    .iter()
+                    .map(|(n, sets)| (n.clone(), kind(sets)))
+                    .collect()
+            })
             .unwrap_or_default();
-        let old_names: Vec<LowerName> = old
-            .map(|t| t.names.into_keys().collect())
-            .unwrap_or_default();
-        for name in &old_names {
-            if !self
-                .contributions
-                .get(&owner)
-                .is_some_and(|t| t.names.contains_key(name))
-            {
+        for (name, has_records) in &old_names {
+            if *has_records {
                 if let Some(list) = self.owners.get_mut(name) {
                     list.retain(|o| *o != owner);
                     if list.is_empty() {
                         self.owners.remove(name);
                     }
                 }
-                self.recompute(name);
+            } else if let Some(count) = self.existence.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    self.existence.remove(name);
+                }
             }
         }
-        for name in new_names {
-            // Kept sorted, so a name with several owners merges their records in the same
-            // order however the owners came: incremental and from-scratch builds agree.
-            let list = self.owners.entry(name.clone()).or_default();
-            if let Err(at) = list.binary_search(&owner) {
-                list.insert(at, owner.clone());
+        for (name, has_records) in &new_names {
+            if *has_records {
+                // Kept sorted, so a name with several owners merges their records in the same
+                // order however the owners came: incremental and from-scratch builds agree.
+                let list = self.owners.entry(name.clone()).or_default();
+                if let Err(at) = list.binary_search(&owner) {
+                    list.insert(at, owner.clone());
+                }
+            } else {
+                *self.existence.entry(name.clone()).or_default() += 1;
             }
-            self.recompute(&name);
+        }
+        let mut touched: Vec<&LowerName> =
+            old_names.iter().chain(&new_names).map(|(n, _)| n).collect();
+        touched.sort();
+        touched.dedup();
+        for name in touched {
+            self.recompute(name);
         }
     }
 
@@ -370,11 +402,15 @@ impl Builder {
         }
         let owner_name = Name::from(name);
         let key = name_key(&owner_name);
-        let previous = if owners.is_empty() {
-            self.names.remove(&key)
-        } else {
-            self.names
-                .insert(key.clone(), Arc::new(node(&owner_name, merged)))
+        let exists = !owners.is_empty() || self.existence.contains_key(name);
+        let new = exists.then(|| node(&owner_name, merged));
+        if new.as_ref() == self.names.get(&key).map(|n| &**n) {
+            // Unchanged (an empty non-terminal touched again): keep sharing the old node.
+            return;
+        }
+        let previous = match new {
+            None => self.names.remove(&key),
+            Some(new) => self.names.insert(key.clone(), Arc::new(new)),
         };
         if let Some(previous) = previous {
             self.records -= previous.record_count();
