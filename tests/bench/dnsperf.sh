@@ -45,7 +45,7 @@ FIXED_QPS=20000         # offered load of the latency runs
 CLIENTS=4               # dnsperf -c: UDP sockets / TCP connections
 OUTSTANDING=200         # dnsperf -q
 MAX_PASSES=100          # dnsperf -n: at most this many passes through the query file per run
-START_TIMEOUT=900       # seconds a server may take to answer its first query
+START_TIMEOUT="${STSDNS_BENCH_START_TIMEOUT:-3600}"  # seconds a server may take to load
 ZONE=cluster.local
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -74,11 +74,13 @@ if [ "$CPUS" -ge 2 ]; then
   SERVER_CPU=1; CLIENT_CPU=0
   # An array, not a function: `taskset … server &` must leave the server's own PID in $!.
   ON_SERVER=(taskset -c "$SERVER_CPU")
+  ON_CLIENT=(taskset -c "$CLIENT_CPU")
   on_client() { taskset -c "$CLIENT_CPU" "$@"; }
 else
   log "warning: one CPU: servers and dnsperf share it, nothing is pinned"
   SERVER_CPU=; CLIENT_CPU=
   ON_SERVER=()
+  ON_CLIENT=()
   on_client() { "$@"; }
 fi
 CLK_TCK="$(getconf CLK_TCK)"
@@ -88,6 +90,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/stsdns-dnsperf.XXXXXX")"
 PIDS=()
 cleanup() {
   local pid i
+  [ ! -s "$WORK/check.pid" ] || PIDS+=("$(cat "$WORK/check.pid")")
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -192,6 +195,8 @@ perf() {
   PERF_OUT="$out"
 }
 
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 # --- 1. the cluster ----------------------------------------------------------------------------
 log "generating the $PODS-pod cluster in $WORK/cluster"
 python3 "$ROOT/tests/bench/gen_cluster.py" --pods "$PODS" --out "$WORK/cluster"
@@ -202,12 +207,17 @@ log "cargo build --release"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN="$ROOT/target/release/stsdns"
 
-log "stsdns check --write-zones (zone text for knot)"
-t0="$(now)"
-"$BIN" check "$FEED" --write-zones "$WORK/zones" >/dev/null 2>"$WORK/check.err" \
-  || die "stsdns check failed: $(tail -5 "$WORK/check.err")"
-CHECK_SECONDS="$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')"
-log "  $(tail -1 "$WORK/check.err") in ${CHECK_SECONDS}s"
+# The zone text for knot, from `stsdns check`, on the client CPU while stsdns serve loads the
+# same feed on the server CPU (at 100k pods each takes many minutes).
+log "stsdns check --write-zones (zone text for knot), on CPU ${CLIENT_CPU:-any}"
+(
+  t0="$(now)"
+  "${ON_CLIENT[@]}" "$BIN" check "$FEED" --write-zones "$WORK/zones" >/dev/null 2>"$WORK/check.err" </dev/null &
+  echo $! >"$WORK/check.pid"
+  wait $! && rc=0 || rc=$?
+  echo "$rc $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >"$WORK/check.done"
+) &
+PIDS+=("$!")
 
 STSDNS_PORT="$(free_port)"
 log "starting stsdns on 127.0.0.1:$STSDNS_PORT (CPU ${SERVER_CPU:-any})"
@@ -222,6 +232,15 @@ pin_all "$STSDNS_PID"
 STSDNS_START="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
 STSDNS_RSS_LOADED="$(status_kb "$STSDNS_PID" VmRSS)"
 log "  first answer after ${STSDNS_START}s; $(cat "$WORK/stsdns.out")"
+
+deadline=$(( $(date +%s) + START_TIMEOUT ))
+until [ -s "$WORK/check.done" ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || die "stsdns check did not finish within ${START_TIMEOUT}s"
+  sleep 0.2
+done
+read -r rc CHECK_SECONDS <"$WORK/check.done"
+[ "$rc" = 0 ] || die "stsdns check failed: $(tail -5 "$WORK/check.err")"
+log "  stsdns check: $(tail -1 "$WORK/check.err") in ${CHECK_SECONDS}s"
 
 mkdir -p "$WORK/knot/run" "$WORK/knot/db"
 KNOT_PORT="$(free_port)"
@@ -325,6 +344,8 @@ record 0 knot start_s "$KNOT_START"
 record 0 stsdns rss_loaded_kb "$STSDNS_RSS_LOADED"
 record 0 knot rss_loaded_kb "$KNOT_RSS_LOADED"
 
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 # --- 4. the table --------------------------------------------------------------------------------
 PODS_REAL="$(grep -h -c '"kind": "Pod"' "$FEED"/*.json | awk '{ n += $1 } END { print n }')"
 MACHINE="$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
@@ -332,17 +353,18 @@ VERSIONS="$("$BIN" --version), $("$KNOTD" -V 2>&1 | head -1), dnsperf $(dnsperf 
 mkdir -p "$ROOT/target/bench"
 TABLE="$ROOT/target/bench/dnsperf-$PODS.md"
 python3 - "$RESULTS" "$PODS_REAL" "$DURATION" "$ROUNDS" "$FIXED_QPS" "$CLIENTS" "$OUTSTANDING" \
-  "$MACHINE" "$VERSIONS" "$(date -u +%Y-%m-%d)" "$SAME/$TOTAL" "$CHECK_SECONDS" "$QUICK" >"$TABLE" <<'EOF'
+  "$MACHINE" "$VERSIONS" "$(date -u +%Y-%m-%d)" "$SAME/$TOTAL" "$CHECK_SECONDS" "$QUICK" \
+  "$LOAD_BEFORE" "$LOAD_AFTER" >"$TABLE" <<'EOF'
 import statistics, sys
 (path, pods, duration, rounds, fixed_qps, clients, outstanding, machine, versions, day, same,
- check_s, quick) = sys.argv[1:]
+ check_s, quick, load_before, load_after) = sys.argv[1:]
 values = {}
 for line in open(path):
     rnd, server, metric, value = line.rstrip("\n").split("\t")
     try:
         values.setdefault((server, metric), []).append(float(value.rstrip("%")))
     except ValueError:
-        pass
+        values.setdefault((server, metric), []).append(float("nan"))
 
 def med(server, metric):
     v = values.get((server, metric))
@@ -365,6 +387,7 @@ rows = [
     ("server CPU busy at %s qps" % format(int(fixed_qps), ","), "lower", lambda s: busy(s, "fixed"), "{:.0f}%"),
     ("TCP qps, max (%s connections)" % clients, "higher", lambda s: med(s, "tcp.qps"), "{:,.0f}"),
     ("TCP queries per server CPU-second", "higher", lambda s: per_cpu(s, "tcp"), "{:,.0f}"),
+    ("server CPU busy during the TCP run", "", lambda s: busy(s, "tcp"), "{:.0f}%"),
     ("queries lost (UDP max run)", "lower", lambda s: med(s, "udp.lost"), "{:.0f}"),
     ("average response size (bytes)", "", lambda s: med(s, "udp.response_bytes"), "{:.0f}"),
     ("NXDOMAIN share of answers", "", lambda s: med(s, "udp.nxdomain"), "{:.1f}%"),
@@ -384,7 +407,21 @@ print()
 print("Median of %s rounds, %s s per run, servers alternated. `stsdns check` of the feed took %s s; "
       "the two servers gave the same answers to %s sample queries." % (rounds, duration, check_s, same))
 print()
-print("Machine: %s. Versions: %s." % (machine, versions))
+print("Machine: %s; load average before %s, after %s (the run itself adds about 2). "
+      "Versions: %s." % (machine, load_before, load_after, versions))
+print()
+print("Each round (stsdns / knot):")
+print()
+def each(server, metric, scale=1.0):
+    return ", ".join("%.0f" % (v * scale) for v in values.get((server, metric), []))
+for name, metric in [("UDP qps", "udp.qps"), ("p50 µs", "fixed.p50_us"),
+                     ("p99 µs", "fixed.p99_us"), ("TCP qps", "tcp.qps")]:
+    print("- %s: %s / %s" % (name, each("stsdns", metric), each("knot", metric)))
+for name, tag in [("UDP queries per CPU-second", "udp"), ("TCP queries per CPU-second", "tcp")]:
+    per = {srv: ", ".join("%.0f" % (c / t) if t else "nan" for c, t in
+                          zip(values[(srv, tag + ".completed")], values[(srv, tag + ".cpu")]))
+           for srv in ("stsdns", "knot")}
+    print("- %s: %s / %s" % (name, per["stsdns"], per["knot"]))
 EOF
 echo
 cat "$TABLE"

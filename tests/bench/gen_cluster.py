@@ -5,8 +5,8 @@
 
 writes
 
-    DIR/feed/cluster-NNN.json  `kind: List`s of --list-size objects each, as
-                               `kubectl get svc,pods -A -o json` prints them: headless Services
+    DIR/feed/cluster-NNN.json  one `kind: List` (or several of --list-size objects each), as
+                               `kubectl get svc,pods -A -o json` prints it: headless Services
                                (clusterIP None, a named port `web` 80, a selector) and their
                                Ready Pods (`<svc>-<i>`, hostname and subdomain set, podIP from
                                10.x). No EndpointSlices: stsdns derives the endpoints from Pods.
@@ -132,9 +132,9 @@ def main():
     parser.add_argument(
         "--list-size",
         type=int,
-        default=1000,
-        help="objects per List file (0: the whole cluster in one List; stsdns's YAML parser "
-        "refuses a document of more than 250,000 nodes, about 1,700 pods)",
+        default=0,
+        help="objects per List file (default 0: the whole cluster in one List, as one "
+        "`kubectl get -o json` prints it)",
     )
     args = parser.parse_args()
 

@@ -251,17 +251,22 @@ async fn querier(addr: std::net::SocketAddr, reader: SnapshotReader, stop: Insta
     let mut in_flight: HashMap<u16, (Ask, u64, Instant)> = HashMap::new();
     let mut tally = Tally::default();
     let mut buf = vec![0u8; 4096];
+    let mut packet = Vec::new();
+    // The newest state known to be published: a lower bound for every answer asked after it.
+    let mut latest = published_state(&reader, &service);
     let started = Instant::now();
     loop {
         let now = Instant::now();
         let allowed = (now - started).as_secs_f64() * QUERY_RATE;
         while now < stop && in_flight.len() < WINDOW && (tally.sent as f64) < allowed {
             let id = tally.sent as u16;
-            let (ask, bytes) = &mut asks[(tally.sent % asks.len() as u64) as usize].clone();
-            bytes[..2].copy_from_slice(&id.to_be_bytes());
-            let low = published_state(&reader, &service);
-            socket.send(bytes).await.expect("send");
-            in_flight.insert(id, (*ask, low, Instant::now()));
+            let (ask, bytes) = &asks[(tally.sent % asks.len() as u64) as usize];
+            packet.clear();
+            packet.extend_from_slice(bytes);
+            packet[..2].copy_from_slice(&id.to_be_bytes());
+            socket.send(&packet).await.expect("send");
+            // `latest` was read before this send, so the answer cannot be of an older state.
+            in_flight.insert(id, (*ask, latest, Instant::now()));
             tally.sent += 1;
         }
         if in_flight.is_empty() {
@@ -281,6 +286,7 @@ async fn querier(addr: std::net::SocketAddr, reader: SnapshotReader, stop: Insta
         let length = received.expect("recv");
         let message = Message::from_vec(&buf[..length]).expect("the answer decodes");
         let high = published_state(&reader, &service);
+        latest = high;
         let Some((ask, low, _)) = in_flight.remove(&message.metadata.id) else {
             continue;
         };

@@ -26,10 +26,10 @@
 //! | two OPTs; an OPT cut short, not at the root, or outside the additional section | `Responder::general` (decoder) | FORMERR (RFC 6891 6.1.1) |
 //! | bytes after the last counted record | `Responder::general` | ignored: answered as usual |
 //!
-//! One exception to "the fast path declines all of these": an OPT whose option overruns the
-//! OPT's RDATA is answered by the fast path on a name it can answer, and gets FORMERR from the
-//! general path otherwise; `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths` is
-//! ignored until the fast path checks its options.
+//! The fast path parses the header, question and OPT itself; each case above is run on a name it
+//! can answer where that matters (EDNS), so it must decline them all and leave the decision to
+//! the general path. It once answered an OPT whose option overran the OPT's RDATA:
+//! `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths`.
 //!
 //! TCP connections are tasks on the test's thread (current-thread runtime); UDP is answered on
 //! the server's `stsdns-udp-*` worker threads. [`PanicWatch`] counts panics on both and each
@@ -364,8 +364,8 @@ fn cases() -> Vec<Case> {
         ));
     }
     // An option whose length runs past the OPT's RDATA, on a name the fast path cannot answer:
-    // the general path decodes the options and answers FORMERR. (On an answerable name the fast
-    // path answers instead; see `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths`.)
+    // the general path decodes the options and answers FORMERR. (On an answerable name, see
+    // `opt_option_overrunning_its_rdata_gets_formerr_on_both_paths`.)
     let mut bytes = header(RD, [1, 0, 0, 1]);
     bytes.extend(question(&nonexistent, 1, CLASS_IN));
     bytes.extend(opt(0, &OVERRUNNING_OPTION, 6));
