@@ -4,7 +4,7 @@
 #
 #   tests/bench/propagation.sh                           # 1k and 100k pods, 500 events each
 #   PROPAGATION_SIZES=1k,3k,10k tests/bench/propagation.sh
-#   PROPAGATION_EVENTS=200 PROPAGATION_ONLY=publish tests/bench/propagation.sh
+#   PROPAGATION_POLL_GAPS_US=0 PROPAGATION_ONLY=publish tests/bench/propagation.sh
 set -eu
 cd "$(dirname "$0")/../.."
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
