@@ -309,12 +309,6 @@ impl SnapshotReader {
         self.current.load_full()
     }
 
-    /// The current snapshot, kept: an `Arc` clone (use [`SnapshotReader::with_current`] on the
-    /// query path, which does not touch the shared reference count).
-    pub fn current(&self) -> Option<Arc<Snapshot>> {
-        self.current.load_full()
-    }
-
     /// Runs `f` on the current snapshot for one query: arc-swap's guard, no lock and no write
     /// to memory shared with other threads.
     pub fn with_current<R>(&self, f: impl FnOnce(Option<&Snapshot>) -> R) -> R {

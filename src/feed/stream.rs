@@ -67,8 +67,8 @@ use std::time::Duration;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, ReadBuf};
-use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+
+use tracing::{debug, info};
 
 use super::event::{Event, EventSender, SourceEvent, SourceId};
 use crate::model::convert::{
@@ -86,7 +86,7 @@ const MAX_EVENT: usize = 16 * 1024 * 1024;
 
 /// How long [`follow_file`] waits for a change notification before looking at the file anyway:
 /// a safety net for file systems where notifications are late or missing (network mounts).
-pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
+pub const FOLLOW_POLL: Duration = super::POLL_FALLBACK;
 
 /// The annotation on the BOOKMARK that ends the initial events of a watch.
 const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -157,7 +157,7 @@ pub async fn follow_file(path: &Path, source: SourceId, tx: EventSender) -> Resu
             path: path.to_owned(),
             source,
         })?;
-    let (mut wakeups, _watcher) = watch_file(path);
+    let (mut wakeups, _watcher) = super::watch_changes(path, false);
     let mut feed = Feed::new(source, name, tx);
     feed.begin().await?;
     let mut position: u64 = 0;
@@ -264,34 +264,6 @@ async fn run_stdin(source: SourceId, tx: EventSender) -> Result<()> {
         }
     }
     run(source, name, tokio::io::stdin(), tx).await
-}
-
-/// Watches `path` for changes; each one sends a wake-up (coalesced: the channel holds one).
-/// Without notifications (e.g. inotify limits reached), [`follow_file`] polls.
-fn watch_file(
-    path: &Path,
-) -> (
-    Option<mpsc::Receiver<()>>,
-    Option<notify::RecommendedWatcher>,
-) {
-    use notify::Watcher;
-    let (wake_tx, wake_rx) = mpsc::channel(1);
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        // Full means a wake-up is already pending; that one will see this change too.
-        let _ = wake_tx.try_send(());
-    });
-    let watcher = watcher.and_then(|mut watcher| {
-        watcher.watch(path, notify::RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    });
-    match watcher {
-        Ok(watcher) => (Some(wake_rx), Some(watcher)),
-        Err(error) => {
-            warn!(%error, path = %path.display(), poll_ms = FOLLOW_POLL.as_millis() as u64,
-                "cannot watch the file for changes; polling it");
-            (None, None)
-        }
-    }
 }
 
 /// Whether `first_bytes` (the start of a file, not necessarily whole values) look like a watch
@@ -1028,6 +1000,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::io::Write;
     use std::task::Context;
+    use tokio::sync::mpsc;
 
     use tokio::io::AsyncWriteExt;
 

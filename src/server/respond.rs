@@ -219,7 +219,7 @@ impl Responder {
             // Zone transfer is not offered (as in CoreDNS without `transfer`).
             return Reply::error(ResponseCode::Refused);
         }
-        let Some(snapshot) = self.reader.current() else {
+        let Some(snapshot) = self.reader.load() else {
             // Never NXDOMAIN before the first state: resolvers would cache the lie.
             return Reply::error(ResponseCode::ServFail);
         };

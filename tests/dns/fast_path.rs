@@ -64,7 +64,7 @@ fn request(name: &str, record_type: RecordType, buffer: Option<u16>, id: u16, rd
 
 /// Compares both paths on every request; returns how many the fast path answered.
 fn compare(responder: &Responder, reader: &snapshot::SnapshotReader, names: &[String]) -> usize {
-    let snapshot = reader.current().expect("published");
+    let snapshot = reader.load().expect("published");
     let mut fast_answered = 0;
     let (mut fast_out, mut general_out) = (Vec::new(), Vec::new());
     let mut id = 0u16;
@@ -105,7 +105,7 @@ fn compare(responder: &Responder, reader: &snapshot::SnapshotReader, names: &[St
 }
 
 fn names_of(reader: &snapshot::SnapshotReader) -> Vec<String> {
-    let snapshot = reader.current().expect("published");
+    let snapshot = reader.load().expect("published");
     let mut names: Vec<String> = stsdns::records::zone_text(&snapshot)
         .iter()
         .flat_map(|(_, text)| text.lines().map(str::to_owned).collect::<Vec<_>>())
@@ -205,7 +205,7 @@ async fn the_fast_path_gives_the_general_paths_bytes_for_dual_stack_and_big_sets
 #[tokio::test]
 async fn the_fast_path_declines_what_it_cannot_answer_exactly() {
     let server = TestServer::example().await;
-    let snapshot = server.reader.current().expect("published");
+    let snapshot = server.reader.load().expect("published");
     let mut out = Vec::new();
     let name = "kubia.default.svc.cluster.local.";
     // A negative answer, ANY, and an answer too big for a 512-byte UDP reply.
