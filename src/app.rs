@@ -280,7 +280,7 @@ impl Reconciler {
         let serial = self.serials.next(self.writer.serial()).await?;
         let snapshot = self
             .builder
-            .snapshot(serial, self.state.len())
+            .snapshot(&self.state, serial, self.state.len())
             .map_err(Error::Records)?;
         info!(
             serial,

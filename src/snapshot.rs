@@ -33,18 +33,34 @@ pub struct RecordSet {
 }
 
 /// Everything a name has: its record sets (none for an empty non-terminal).
+///
+/// A set is kept once, as the whole response to a question for it, already in wire format
+/// (see [`encode_answer`]): the fast path copies and patches it, and the general path decodes
+/// it back into records. Only a set too big to encode alone keeps its records instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Node {
-    /// Record sets, one per type.
-    pub sets: Vec<Arc<RecordSet>>,
-    /// For each set, the whole response already in wire format (see [`encode_answer`]), so a
-    /// query for it is a copy and a patch. `None` where the set cannot be encoded alone.
-    pub wire: Vec<Option<Box<[u8]>>>,
+    sets: Box<[Answer]>,
+}
+
+/// One record set of a [`Node`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    record_type: RecordType,
+    form: AnswerForm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AnswerForm {
+    /// The response, encoded.
+    Wire(Box<[u8]>),
+    /// The records, for a set whose response does not fit a DNS message.
+    Records(Arc<RecordSet>),
 }
 
 /// A name as the index keys it: its wire form (length-prefixed labels, root last), lowercase.
 /// The server looks names up straight from the packet bytes this way, without building a `Name`.
-pub type NameKey = Box<[u8]>;
+/// Shared (`Arc`) by the index and the builder's bookkeeping, so each name is stored once.
+pub type NameKey = Arc<[u8]>;
 
 /// The index key of `name`.
 pub fn name_key(name: &Name) -> NameKey {
@@ -55,7 +71,7 @@ pub fn name_key(name: &Name) -> NameKey {
         key.extend(label.iter().map(u8::to_ascii_lowercase));
     }
     key.push(0);
-    key.into_boxed_slice()
+    key.into()
 }
 
 /// The whole response to a question for `name`/`set.record_type`, in wire format, as the
@@ -73,23 +89,81 @@ pub fn encode_answer(name: &Name, set: &RecordSet) -> Option<Box<[u8]>> {
     message.to_vec().ok().map(Vec::into_boxed_slice)
 }
 
+/// The record set an encoded answer holds (the inverse of [`encode_answer`]).
+fn decode_answer(record_type: RecordType, wire: &[u8]) -> RecordSet {
+    // The bytes were encoded by `encode_answer` from valid records: they decode.
+    let message = hickory_proto::op::Message::from_vec(wire).ok();
+    let (records, additionals) =
+        message.map_or_else(Default::default, |m| (m.answers, m.additionals));
+    RecordSet {
+        record_type,
+        records,
+        additionals,
+    }
+}
+
 impl Node {
+    /// A node for `name` with `sets` (types in the order given), each encoded once.
+    pub fn new(name: &Name, sets: Vec<RecordSet>) -> Self {
+        let sets = sets
+            .into_iter()
+            .map(|set| Answer {
+                record_type: set.record_type,
+                form: match encode_answer(name, &set) {
+                    Some(wire) => AnswerForm::Wire(wire),
+                    None => AnswerForm::Records(Arc::new(set)),
+                },
+            })
+            .collect();
+        Self { sets }
+    }
+
+    /// Whether the name has no records (an empty non-terminal).
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     /// How many records the node answers with.
     pub fn record_count(&self) -> usize {
-        self.sets.iter().map(|s| s.records.len()).sum()
+        self.sets
+            .iter()
+            .map(|set| match &set.form {
+                // ANCOUNT of the encoded response.
+                AnswerForm::Wire(wire) => usize::from(u16::from_be_bytes([wire[6], wire[7]])),
+                AnswerForm::Records(set) => set.records.len(),
+            })
+            .sum()
     }
 
-    fn get(&self, record_type: RecordType) -> Option<&Arc<RecordSet>> {
-        self.sets.iter().find(|s| s.record_type == record_type)
+    /// The set of `record_type`, if the name has one.
+    pub fn get(&self, record_type: RecordType) -> Option<Arc<RecordSet>> {
+        let set = self.sets.iter().find(|s| s.record_type == record_type)?;
+        Some(match &set.form {
+            AnswerForm::Wire(wire) => Arc::new(decode_answer(set.record_type, wire)),
+            AnswerForm::Records(records) => records.clone(),
+        })
     }
 
-    /// The pre-encoded response for `record_type`, if the name has that set.
+    /// Every set of the name, in type order.
+    pub fn sets(&self) -> Vec<Arc<RecordSet>> {
+        self.sets
+            .iter()
+            .filter_map(|set| self.get(set.record_type))
+            .collect()
+    }
+
+    /// The pre-encoded response for `record_type`, if the name has that set and it fits one
+    /// message.
     pub fn wire(&self, record_type: RecordType) -> Option<&[u8]> {
-        let index = self
+        match &self
             .sets
             .iter()
-            .position(|s| s.record_type == record_type)?;
-        self.wire.get(index)?.as_deref()
+            .find(|s| s.record_type == record_type)?
+            .form
+        {
+            AnswerForm::Wire(wire) => Some(wire),
+            AnswerForm::Records(_) => None,
+        }
     }
 }
 
@@ -189,14 +263,14 @@ impl Snapshot {
                 return outcome;
             };
             if query_type == RecordType::ANY {
-                outcome.answers.extend(node.sets.iter().cloned());
-                if node.sets.is_empty() {
+                outcome.answers.extend(node.sets());
+                if node.is_empty() {
                     outcome.soa = Some(current_zone.negative_soa.clone());
                 }
                 return outcome;
             }
             if let Some(set) = node.get(query_type) {
-                outcome.answers.push(set.clone());
+                outcome.answers.push(set);
                 return outcome;
             }
             let Some(cname) = node.get(RecordType::CNAME) else {

@@ -17,7 +17,7 @@ use crate::config::{PodsMode, ZoneConfig};
 use crate::model::{
     ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
 };
-use crate::snapshot::{NameKey, Node, RecordSet, Snapshot, Zone, encode_answer, name_key};
+use crate::snapshot::{NameKey, Node, RecordSet, Snapshot, Zone, name_key};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -133,7 +133,7 @@ pub fn build(
 ) -> Result<Snapshot, ProtoError> {
     let mut builder = Builder::new(config.clone());
     builder.rebuild(state)?;
-    builder.snapshot(serial, state.len())
+    builder.snapshot(state, serial, state.len())
 }
 
 /// What put a name into the index. Most names have one owner; reverse names and their parents
@@ -152,22 +152,30 @@ enum Owner {
 
 /// Keeps the index between changes and rebuilds only what a change touched.
 ///
-/// Each owner's records are kept as a [`Table`]; the published index is a persistent map, so a
-/// snapshot shares every untouched name with the previous one and a publish costs what the
-/// change costs, not what the cluster costs.
+/// The published index is a persistent map, so a snapshot shares every untouched name with the
+/// previous one and a publish costs what the change costs, not what the cluster costs. Records
+/// are kept once, encoded, in the index: what an owner contributes is a pure function of the
+/// state, so the builder remembers only which names each owner had, and regenerates an owner's
+/// records when a name it shares with a changed owner has to be merged again.
 #[derive(Debug)]
 pub struct Builder {
     config: ZoneConfig,
     /// The first zone: SOA/NS names of the reverse zones and PTR targets live under it.
     primary: Name,
-    contributions: HashMap<Owner, Table>,
+    /// The apexes' records (they depend on the serial, not on the state).
+    zones: Table,
+    /// The names each owner had at its last update: `true` where it put records.
+    contributed: HashMap<Owner, Box<[(NameKey, bool)]>>,
     /// Owners that put records at each name, sorted.
-    owners: HashMap<LowerName, Vec<Owner>>,
+    owners: HashMap<NameKey, Owners>,
     /// How many owners make each name exist without records (an empty non-terminal).
-    existence: HashMap<LowerName, usize>,
+    existence: HashMap<NameKey, usize>,
     names: imbl::HashMap<NameKey, Arc<Node>>,
     records: usize,
 }
+
+/// The owners of one name: almost always one.
+type Owners = smallvec::SmallVec<[Owner; 1]>;
 
 impl Builder {
     /// An empty index for `config`.
@@ -176,7 +184,8 @@ impl Builder {
         Self {
             config,
             primary,
-            contributions: HashMap::new(),
+            zones: Table::default(),
+            contributed: HashMap::new(),
             owners: HashMap::new(),
             existence: HashMap::new(),
             names: imbl::HashMap::new(),
@@ -187,13 +196,14 @@ impl Builder {
     /// Rebuilds every name of `state`.
     pub fn rebuild(&mut self, state: &ClusterState) -> Result<(), ProtoError> {
         let stale: Vec<Owner> = self
-            .contributions
+            .contributed
             .keys()
             .filter(|o| **o != Owner::Zones)
             .cloned()
             .collect();
+        let mut regenerated = HashMap::new();
         for owner in stale {
-            self.set(owner, Table::default());
+            self.set(owner, Table::default(), state, &mut regenerated)?;
         }
         let dirty = Dirty {
             services: state.services().map(|s| s.key.clone()).collect(),
@@ -205,36 +215,64 @@ impl Builder {
 
     /// Rebuilds the names of what `dirty` says changed.
     pub fn update(&mut self, state: &ClusterState, dirty: &Dirty) -> Result<(), ProtoError> {
-        let ttl = self.config.ttl;
-        for key in &dirty.services {
-            let mut table = Table::default();
-            if let Some(service) = state.service_by_key(key) {
-                let groups = state.endpoints(service);
-                for zone in &self.config.zones {
-                    // An address has one name: reverse names point into the first zone only
-                    // (as in CoreDNS), not one PTR per cluster domain.
-                    let ptr = *zone == self.primary;
-                    add_service(&mut table, service, &groups, zone, ttl, ptr)?;
-                }
-                table.touch_reverse_parents();
-            }
-            self.set(Owner::Service(key.clone()), table);
+        // Other owners' records regenerated during this update, each at most once.
+        let mut regenerated = HashMap::new();
+        let verified = self.config.pods == PodsMode::Verified;
+        let owners: Vec<Owner> = dirty
+            .services
+            .iter()
+            .map(|key| Owner::Service(key.clone()))
+            .chain(dirty.namespaces.iter().cloned().map(Owner::Namespace))
+            .chain(
+                dirty
+                    .pods
+                    .iter()
+                    .filter(|_| verified)
+                    .cloned()
+                    .map(Owner::Pod),
+            )
+            .collect();
+        for owner in owners {
+            let table = self.table(&owner, state)?;
+            regenerated.remove(&owner);
+            self.set(owner, table, state, &mut regenerated)?;
         }
-        for namespace in &dirty.namespaces {
-            let mut table = Table::default();
-            if state.has_namespace(namespace) {
-                for zone in &self.config.zones {
-                    table.touch(&names::namespace(namespace, zone)?);
-                    if self.config.pods != PodsMode::Disabled {
-                        table.touch(&names::pod_namespace(namespace, zone)?);
+        Ok(())
+    }
+
+    /// What `owner` contributes in `state` (nothing for an object that is gone).
+    fn table(&self, owner: &Owner, state: &ClusterState) -> Result<Table, ProtoError> {
+        let ttl = self.config.ttl;
+        let mut table = Table::default();
+        match owner {
+            Owner::Zones => {
+                for (name, sets) in &self.zones.names {
+                    table.names.insert(name.clone(), sets.clone());
+                }
+            }
+            Owner::Service(key) => {
+                if let Some(service) = state.service_by_key(key) {
+                    let groups = state.endpoints(service);
+                    for zone in &self.config.zones {
+                        // An address has one name: reverse names point into the first zone
+                        // only (as in CoreDNS), not one PTR per cluster domain.
+                        let ptr = *zone == self.primary;
+                        add_service(&mut table, service, &groups, zone, ttl, ptr)?;
+                    }
+                    table.touch_reverse_parents();
+                }
+            }
+            Owner::Namespace(namespace) => {
+                if state.has_namespace(namespace) {
+                    for zone in &self.config.zones {
+                        table.touch(&names::namespace(namespace, zone)?);
+                        if self.config.pods != PodsMode::Disabled {
+                            table.touch(&names::pod_namespace(namespace, zone)?);
+                        }
                     }
                 }
             }
-            self.set(Owner::Namespace(namespace.clone()), table);
-        }
-        if self.config.pods == PodsMode::Verified {
-            for key in &dirty.pods {
-                let mut table = Table::default();
+            Owner::Pod(key) => {
                 if let Some(pod) = state.pod(key) {
                     for zone in &self.config.zones {
                         for ip in &pod.ips {
@@ -246,14 +284,18 @@ impl Builder {
                         }
                     }
                 }
-                self.set(Owner::Pod(key.clone()), table);
             }
         }
-        Ok(())
+        Ok(table)
     }
 
     /// The current index as a snapshot with SOA serial `serial`: O(1) apart from the apexes.
-    pub fn snapshot(&mut self, serial: u32, objects: usize) -> Result<Snapshot, ProtoError> {
+    pub fn snapshot(
+        &mut self,
+        state: &ClusterState,
+        serial: u32,
+        objects: usize,
+    ) -> Result<Snapshot, ProtoError> {
         let config = &self.config;
         let ttl = config.ttl;
         let mut table = Table::default();
@@ -295,7 +337,11 @@ impl Builder {
             apex(&mut table, &reverse, &self.primary, false)?;
         }
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-        self.set(Owner::Zones, table);
+        self.zones = Table::default();
+        for (name, sets) in &table.names {
+            self.zones.names.insert(name.clone(), sets.clone());
+        }
+        self.set(Owner::Zones, table, state, &mut HashMap::new())?;
         Ok(Snapshot {
             serial,
             zones,
@@ -305,39 +351,40 @@ impl Builder {
         })
     }
 
-    /// Replaces what `owner` contributes, and recomputes every name it had or has.
-    fn set(&mut self, owner: Owner, table: Table) {
-        let old = if table.names.is_empty() {
-            self.contributions.remove(&owner)
+    /// Replaces what `owner` contributes with `table`, and recomputes every name it had or
+    /// has. `regenerated` keeps other owners' tables made for merging, for the rest of the
+    /// update.
+    fn set(
+        &mut self,
+        owner: Owner,
+        table: Table,
+        state: &ClusterState,
+        regenerated: &mut HashMap<Owner, Table>,
+    ) -> Result<(), ProtoError> {
+        // Names are keyed by their wire form; a key already in the index is shared, not
+        // stored again.
+        let new_names: Box<[(NameKey, bool)]> = table
+            .names
+            .iter()
+            .map(|(name, sets)| {
+                let key = name_key(&Name::from(name));
+                let key = self
+                    .names
+                    .get_key_value(&key)
+                    .map_or(key, |(shared, _)| shared.clone());
+                (key, !sets.is_empty())
+            })
+            .collect();
+        let old_names = if new_names.is_empty() {
+            self.contributed.remove(&owner)
         } else {
-            self.contributions.insert(owner.clone(), table)
-        };
+            self.contributed.insert(owner.clone(), new_names.clone())
+        }
+        .unwrap_or_default();
         // What this owner put at each name before and now: records, or just existence (an
         // empty non-terminal). Existence is counted, not listed: the parents of reverse names
         // (`10.in-addr.arpa.`) are shared by every Service, and listing them would make each
         // publish cost as much as the cluster.
-        let kind = |sets: &BTreeMap<RecordTypeKey, PendingSet>| !sets.is_empty();
-        let old_names: Vec<(LowerName, bool)> = old
-            .map(|t| {
-                t.names
-                    .into_iter()
-                    .map(|(n, sets)| {
-                        let k = kind(&sets);
-                        (n, k)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let new_names: Vec<(LowerName, bool)> = self
-            .contributions
-            .get(&owner)
-            .map(|t| {
-                t.names
-                    .iter()
-                    .map(|(n, sets)| (n.clone(), kind(sets)))
-                    .collect()
-            })
-            .unwrap_or_default();
         for (name, has_records) in &old_names {
             if *has_records {
                 if let Some(list) = self.owners.get_mut(name) {
@@ -365,25 +412,46 @@ impl Builder {
                 *self.existence.entry(name.clone()).or_default() += 1;
             }
         }
-        let mut touched: Vec<&LowerName> =
-            old_names.iter().chain(&new_names).map(|(n, _)| n).collect();
+        let mut touched: Vec<&NameKey> = old_names
+            .iter()
+            .chain(&new_names[..])
+            .map(|(n, _)| n)
+            .collect();
         touched.sort();
         touched.dedup();
-        for name in touched {
-            self.recompute(name);
+        for key in touched {
+            self.recompute(key, &owner, &table, state, regenerated)?;
         }
+        Ok(())
     }
 
-    /// Merges the contributions of a name's owners into its published node.
-    fn recompute(&mut self, name: &LowerName) {
+    /// Merges the records of a name's owners into its published node: `table` for `changed`,
+    /// regenerated records for the others.
+    fn recompute(
+        &mut self,
+        key: &NameKey,
+        changed: &Owner,
+        table: &Table,
+        state: &ClusterState,
+        regenerated: &mut HashMap<Owner, Table>,
+    ) -> Result<(), ProtoError> {
+        let Some(name) = key_name(key) else {
+            return Ok(());
+        };
+        let lower = LowerName::from(&name);
         let mut merged: BTreeMap<RecordTypeKey, PendingSet> = BTreeMap::new();
-        let owners = self.owners.get(name).map(Vec::as_slice).unwrap_or_default();
-        for owner in owners {
-            let Some(sets) = self
-                .contributions
-                .get(owner)
-                .and_then(|t| t.names.get(name))
-            else {
+        let owners = self.owners.get(key).cloned().unwrap_or_default();
+        for owner in &owners {
+            let contribution = if owner == changed {
+                table
+            } else {
+                if !regenerated.contains_key(owner) {
+                    let other = self.table(owner, state)?;
+                    regenerated.insert(owner.clone(), other);
+                }
+                &regenerated[owner]
+            };
+            let Some(sets) = contribution.names.get(&lower) else {
                 continue;
             };
             for (record_type, (records, additionals)) in sets {
@@ -400,42 +468,38 @@ impl Builder {
                 }
             }
         }
-        let owner_name = Name::from(name);
-        let key = name_key(&owner_name);
-        let exists = !owners.is_empty() || self.existence.contains_key(name);
-        let new = exists.then(|| node(&owner_name, merged));
-        if new.as_ref() == self.names.get(&key).map(|n| &**n) {
+        let exists = !owners.is_empty() || self.existence.contains_key(key);
+        let new = exists.then(|| node(&name, merged));
+        if new.as_ref() == self.names.get(key).map(|n| &**n) {
             // Unchanged (an empty non-terminal touched again): keep sharing the old node.
-            return;
+            return Ok(());
         }
         let previous = match new {
-            None => self.names.remove(&key),
+            None => self.names.remove(key),
             Some(new) => self.names.insert(key.clone(), Arc::new(new)),
         };
         if let Some(previous) = previous {
             self.records -= previous.record_count();
         }
-        if let Some(current) = self.names.get(&key) {
+        if let Some(current) = self.names.get(key) {
             self.records += current.record_count();
         }
+        Ok(())
     }
 }
 
 /// A published node from merged record sets, each with its response pre-encoded.
 fn node(name: &Name, sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
-    let sets: Vec<Arc<RecordSet>> = sets
+    let sets = sets
         .into_values()
         .filter(|(records, _)| !records.is_empty())
-        .map(|(records, additionals)| {
-            Arc::new(RecordSet {
-                record_type: records[0].record_type(),
-                records,
-                additionals,
-            })
+        .map(|(records, additionals)| RecordSet {
+            record_type: records[0].record_type(),
+            records,
+            additionals,
         })
         .collect();
-    let wire = sets.iter().map(|set| encode_answer(name, set)).collect();
-    Node { sets, wire }
+    Node::new(name, sets)
 }
 
 /// The name an index key stands for.
@@ -654,7 +718,7 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
                 snapshot.serial
             );
             for (_, node) in names {
-                let mut sets: Vec<&Arc<RecordSet>> = node.sets.iter().collect();
+                let mut sets = node.sets();
                 // SOA leads the zone.
                 sets.sort_by_key(|s| (s.record_type != RecordType::SOA, u16::from(s.record_type)));
                 for record in sets.iter().flat_map(|s| s.records.iter()) {

@@ -356,7 +356,7 @@ fn key_name(key: &[u8]) -> String {
 
 fn describe_node(node: &stsdns::snapshot::Node) -> String {
     let mut text = String::new();
-    for set in &node.sets {
+    for set in &node.sets() {
         let _ = write!(text, "\n  {}:", set.record_type);
         for record in &set.records {
             let _ = write!(text, "\n    {record}");
@@ -365,7 +365,7 @@ fn describe_node(node: &stsdns::snapshot::Node) -> String {
             let _ = write!(text, "\n    + {record}");
         }
     }
-    if node.sets.is_empty() {
+    if node.is_empty() {
         text.push_str(" (empty non-terminal)");
     }
     text
@@ -383,7 +383,7 @@ fn replay(steps: &[Step], zone: &ZoneConfig) -> Option<(usize, String)> {
             dirty.merge(state.apply(&event.source, event.event).dirty);
         }
         builder.update(&state, &dirty).unwrap();
-        let incremental = builder.snapshot(SERIAL, state.len()).unwrap();
+        let incremental = builder.snapshot(&state, SERIAL, state.len()).unwrap();
         let scratch = records::build(&state, zone, SERIAL).unwrap();
         if let Some(report) = difference(&incremental, &scratch) {
             return Some((index, report));
