@@ -679,7 +679,7 @@ pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
 
     Ok(Pod {
         key,
-        labels: pod.metadata.labels.unwrap_or_default(),
+        labels: pod.metadata.labels.unwrap_or_default().into(),
         hostname,
         subdomain: spec.subdomain.filter(|s| !s.is_empty()),
         ips,

@@ -192,7 +192,9 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
             continue;
         }
         let pods = state.pods_matching(&svc.key.namespace, selector.iter().next(), |pod| {
-            selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            selector
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v.as_str()))
         });
         for pod in pods {
             if pod.ready && !pod.terminating {

@@ -11,6 +11,7 @@ mod types;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub use types::*;
 
@@ -72,11 +73,10 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// What the state remembers of each feed: the objects it said, and a list in progress.
+/// What the state remembers of each feed: a list in progress. (The objects it said last are
+/// those whose [`Meta::source`] it is.)
 #[derive(Debug, Default, Clone)]
 struct SourceState {
-    /// Objects this source said last.
-    objects: HashSet<ObjectRef>,
     /// `Init` … `InitDone` in progress: applied all at once at `InitDone`.
     pending: Option<Vec<(Object, Origin)>>,
     /// Whether a first full list has completed.
@@ -90,20 +90,37 @@ pub struct ClusterState {
     slices: BTreeMap<ObjectKey, EndpointSlice>,
     pods: BTreeMap<ObjectKey, Pod>,
     statefulsets: BTreeMap<ObjectKey, StatefulSet>,
-    origins: HashMap<ObjectRef, Origin>,
+    /// Where each object was read, and which feed said it last.
+    meta: HashMap<ObjectRef, Meta>,
     /// EndpointSlices by the Service they name, so a Service finds its slices in one lookup.
     slices_by_service: HashMap<ServiceKey, BTreeSet<ObjectKey>>,
     /// Pods by (namespace, label, value), so selectors do not scan every Pod.
-    pods_by_label: HashMap<(Namespace, String, String), BTreeSet<ObjectKey>>,
+    /// (A set of one Pod is the common case: a hash set is a third of a B-tree node.)
+    pods_by_label: HashMap<LabelKey, HashSet<ObjectKey>>,
     /// Services by each (namespace, label, value) of their selector, so a Pod change finds the
     /// Services it may belong to without a scan.
-    services_by_selector: HashMap<(Namespace, String, String), BTreeSet<ServiceKey>>,
+    services_by_selector: HashMap<LabelKey, HashSet<ServiceKey>>,
     /// How many objects live in each namespace: a namespace exists while any object does.
     namespaces: BTreeMap<Namespace, usize>,
-    /// Per feed: what it said, so a relist replaces only its own objects.
+    /// Per feed: whether it has listed, and a list in progress.
     sources: HashMap<SourceId, SourceState>,
-    /// Which feed said each object last.
-    owners: HashMap<ObjectRef, SourceId>,
+}
+
+/// A label in a namespace: `(namespace, key, value)`, the strings shared with the Pods'.
+type LabelKey = (Namespace, Arc<str>, Arc<str>);
+
+/// The index key of a selector's `key: value`.
+fn selector_key(namespace: &Namespace, key: &str, value: &str) -> LabelKey {
+    (namespace.clone(), Arc::from(key), Arc::from(value))
+}
+
+/// What the state keeps beside an object.
+#[derive(Debug, Clone)]
+struct Meta {
+    origin: Origin,
+    /// The feed that said the object last (`None` for [`ClusterState::insert`]), so a relist
+    /// replaces only its own objects.
+    source: Option<SourceId>,
 }
 
 fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
@@ -113,16 +130,16 @@ fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
     })
 }
 
-fn add_index<K: Eq + std::hash::Hash, V: Ord>(
-    index: &mut HashMap<K, BTreeSet<V>>,
+fn add_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash>(
+    index: &mut HashMap<K, HashSet<V>>,
     key: K,
     value: V,
 ) {
     index.entry(key).or_default().insert(value);
 }
 
-fn remove_index<K: Eq + std::hash::Hash, V: Ord>(
-    index: &mut HashMap<K, BTreeSet<V>>,
+fn remove_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash>(
+    index: &mut HashMap<K, HashSet<V>>,
     key: K,
     value: &V,
 ) {
@@ -149,7 +166,18 @@ impl ClusterState {
     /// object equal to the one it replaces changes nothing.
     pub fn upsert(&mut self, object: Object, origin: Origin) -> (Option<Origin>, Dirty) {
         let reference = object.reference();
-        let replaced = self.origins.insert(reference.clone(), origin);
+        let replaced = match self.meta.entry(reference.clone()) {
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                Some(std::mem::replace(&mut entry.get_mut().origin, origin))
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Meta {
+                    origin,
+                    source: None,
+                });
+                None
+            }
+        };
         if replaced.is_some() && self.get(&reference).is_some_and(|old| old == object) {
             return (replaced, Dirty::default());
         }
@@ -172,7 +200,7 @@ impl ClusterState {
                 for (k, v) in s.selector.iter().flatten() {
                     add_index(
                         &mut self.services_by_selector,
-                        (s.key.namespace.clone(), k.clone(), v.clone()),
+                        selector_key(&s.key.namespace, k, v),
                         s.key.clone(),
                     );
                 }
@@ -184,12 +212,15 @@ impl ClusterState {
                         namespace: s.key.namespace.clone(),
                         name: service.clone(),
                     };
-                    add_index(&mut self.slices_by_service, skey, s.key.clone());
+                    self.slices_by_service
+                        .entry(skey)
+                        .or_default()
+                        .insert(s.key.clone());
                 }
                 self.slices.insert(s.key.clone(), s);
             }
             Object::Pod(p) => {
-                for (k, v) in &p.labels {
+                for (k, v) in p.labels.iter() {
                     add_index(
                         &mut self.pods_by_label,
                         (p.key.namespace.clone(), k.clone(), v.clone()),
@@ -208,8 +239,7 @@ impl ClusterState {
     /// Removes an object; returns what changed, or `None` if there was no such object.
     pub fn delete(&mut self, reference: &ObjectRef) -> Option<Dirty> {
         let mut dirty = self.take(reference)?;
-        self.origins.remove(reference);
-        self.owners.remove(reference);
+        self.meta.remove(reference);
         let namespace = &reference.key.namespace;
         if let Some(count) = self.namespaces.get_mut(namespace) {
             *count -= 1;
@@ -242,7 +272,7 @@ impl ClusterState {
                 for (k, v) in service.selector.iter().flatten() {
                     remove_index(
                         &mut self.services_by_selector,
-                        (key.namespace.clone(), k.clone(), v.clone()),
+                        selector_key(&key.namespace, k, v),
                         &service.key,
                     );
                 }
@@ -255,13 +285,20 @@ impl ClusterState {
                         namespace: key.namespace.clone(),
                         name: service.clone(),
                     };
-                    remove_index(&mut self.slices_by_service, skey, key);
+                    if let std::collections::hash_map::Entry::Occupied(mut entry) =
+                        self.slices_by_service.entry(skey)
+                    {
+                        entry.get_mut().remove(key);
+                        if entry.get().is_empty() {
+                            entry.remove();
+                        }
+                    }
                 }
                 Object::EndpointSlice(slice)
             }
             Kind::Pod => {
                 let pod = self.pods.remove(key)?;
-                for (k, v) in &pod.labels {
+                for (k, v) in pod.labels.iter() {
                     remove_index(
                         &mut self.pods_by_label,
                         (key.namespace.clone(), k.clone(), v.clone()),
@@ -292,14 +329,14 @@ impl ClusterState {
             }
             Object::Pod(p) => {
                 dirty.pods.insert(p.key.clone());
-                for (k, v) in &p.labels {
+                for (k, v) in p.labels.iter() {
                     let index = (p.key.namespace.clone(), k.clone(), v.clone());
                     for skey in self.services_by_selector.get(&index).into_iter().flatten() {
                         let selects = self.services.get(skey).is_some_and(|svc| {
                             svc.selector
                                 .iter()
                                 .flatten()
-                                .all(|(k, v)| p.labels.get(k) == Some(v))
+                                .all(|(k, v)| p.labels.get(k) == Some(v.as_str()))
                         });
                         if selects {
                             dirty.services.insert(skey.clone());
@@ -328,47 +365,48 @@ impl ClusterState {
             Event::InitDone => {
                 let listed = state.pending.take().unwrap_or_default();
                 state.listed = true;
-                let previous = std::mem::take(&mut state.objects);
                 let current: HashSet<ObjectRef> =
                     listed.iter().map(|(o, _)| o.reference()).collect();
-                for gone in previous.difference(&current) {
-                    if self.owners.get(gone) == Some(source)
-                        && let Some(dirty) = self.delete(gone)
-                    {
+                let gone: Vec<ObjectRef> = self
+                    .meta
+                    .iter()
+                    .filter(|(reference, meta)| {
+                        meta.source.as_ref() == Some(source) && !current.contains(*reference)
+                    })
+                    .map(|(reference, _)| reference.clone())
+                    .collect();
+                for gone in &gone {
+                    if let Some(dirty) = self.delete(gone) {
                         applied.dirty.merge(dirty);
                     }
                 }
                 for (object, origin) in listed {
                     let reference = object.reference();
                     applied.dirty.merge(self.upsert(object, origin).1);
-                    self.owners.insert(reference, source.clone());
-                }
-                if let Some(state) = self.sources.get_mut(source) {
-                    state.objects = current;
+                    self.said_by(&reference, source);
                 }
             }
             Event::Apply(object, origin) => {
                 let reference = object.reference();
                 applied.dirty = self.upsert(object, origin).1;
-                self.owners.insert(reference.clone(), source.clone());
-                if let Some(state) = self.sources.get_mut(source) {
-                    state.objects.insert(reference);
-                }
+                self.said_by(&reference, source);
             }
-            Event::Delete(reference, origin) => {
-                if let Some(state) = self.sources.get_mut(source) {
-                    state.objects.remove(&reference);
-                }
-                match self.delete(&reference) {
-                    Some(dirty) => applied.dirty = dirty,
-                    None => applied.warnings.push(format!(
-                        "{origin}: DELETED for {reference}, which was never seen; ignored"
-                    )),
-                }
-            }
+            Event::Delete(reference, origin) => match self.delete(&reference) {
+                Some(dirty) => applied.dirty = dirty,
+                None => applied.warnings.push(format!(
+                    "{origin}: DELETED for {reference}, which was never seen; ignored"
+                )),
+            },
             Event::Problem(problem) => applied.problems.push(problem),
         }
         applied
+    }
+
+    /// Records that `source` said the object last.
+    fn said_by(&mut self, reference: &ObjectRef, source: &SourceId) {
+        if let Some(meta) = self.meta.get_mut(reference) {
+            meta.source = Some(source.clone());
+        }
     }
 
     /// Whether `source` has delivered a first complete list.
@@ -437,7 +475,7 @@ impl ClusterState {
 
     /// Where an object was read from.
     pub fn origin(&self, reference: &ObjectRef) -> Option<&Origin> {
-        self.origins.get(reference)
+        self.meta.get(reference).map(|m| &m.origin)
     }
 
     /// Pods in `namespace` that `matches` selects, using the label index to avoid a scan.
@@ -448,10 +486,7 @@ impl ClusterState {
         matches: impl Fn(&Pod) -> bool + 'a,
     ) -> Vec<&'a Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match first_label {
-            Some((k, v)) => match self
-                .pods_by_label
-                .get(&(namespace.clone(), k.clone(), v.clone()))
-            {
+            Some((k, v)) => match self.pods_by_label.get(&selector_key(namespace, k, v)) {
                 Some(keys) => Box::new(keys.iter().filter_map(|key| self.pods.get(key))),
                 None => Box::new(std::iter::empty()),
             },
@@ -461,7 +496,10 @@ impl ClusterState {
                     .filter(move |p| &p.key.namespace == namespace),
             ),
         };
-        candidates.filter(|p| matches(p)).collect()
+        let mut pods: Vec<&Pod> = candidates.filter(|p| matches(p)).collect();
+        // In key order, whatever the index's order: the same state gives the same records.
+        pods.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        pods
     }
 
     /// Whether any EndpointSlice names this Service.
@@ -494,7 +532,9 @@ impl ClusterState {
             return Vec::new();
         };
         let pods = self.pods_matching(&service.key.namespace, selector.iter().next(), |pod| {
-            selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            selector
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v.as_str()))
         });
         pods.into_iter()
             .filter(|pod| !pod.ips.is_empty())

@@ -161,7 +161,7 @@ fn cluster(size: &Size) -> (Vec<Service>, Vec<PodInfo>) {
                             namespace: namespace.clone(),
                             name: Arc::from(name.as_str()),
                         },
-                        labels: BTreeMap::from([("app".to_owned(), app.clone())]),
+                        labels: [("app".to_owned(), app.clone())].into(),
                         hostname: Some(Hostname::new(&name).unwrap()),
                         subdomain: Some(format!("svc-{s}")),
                         ips: vec![IpAddr::V4(pod_ip(index))],
@@ -198,7 +198,11 @@ fn watch_line(pod: &Pod) -> String {
             "metadata": {
                 "name": &*pod.key.name,
                 "namespace": pod.key.namespace.as_str(),
-                "labels": pod.labels,
+                "labels": pod
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             },
             "spec": {
                 "hostname": pod.hostname.as_ref().map(Hostname::as_str),

@@ -169,7 +169,7 @@ fn pod(rng: &mut Rng) -> Pod {
             namespace: namespace(rng),
             name: Arc::from(name),
         },
-        labels,
+        labels: labels.into(),
         hostname: rng.chance(70).then(|| Hostname::new(name).unwrap()),
         subdomain: rng.chance(70).then(|| rng.pick(&SERVICES).to_owned()),
         ips: addresses(rng, 2),
