@@ -5,7 +5,9 @@
 
 pub mod names;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use crate::config::{PodsMode, ZoneConfig};
 use crate::model::{
     ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
 };
-use crate::snapshot::{NameKey, Node, RecordSet, Snapshot, Zone, name_key};
+use crate::snapshot::{Index, NameKey, Node, RecordSet, Snapshot, Zone, name_key};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -170,7 +172,7 @@ pub struct Builder {
     owners: HashMap<NameKey, Owners>,
     /// How many owners make each name exist without records (an empty non-terminal).
     existence: HashMap<NameKey, usize>,
-    names: imbl::HashMap<NameKey, Arc<Node>>,
+    names: Index,
     records: usize,
 }
 
@@ -185,10 +187,10 @@ impl Builder {
             config,
             primary,
             zones: Table::default(),
-            contributed: HashMap::new(),
-            owners: HashMap::new(),
-            existence: HashMap::new(),
-            names: imbl::HashMap::new(),
+            contributed: HashMap::default(),
+            owners: HashMap::default(),
+            existence: HashMap::default(),
+            names: Index::default(),
             records: 0,
         }
     }
@@ -201,7 +203,7 @@ impl Builder {
             .filter(|o| **o != Owner::Zones)
             .cloned()
             .collect();
-        let mut regenerated = HashMap::new();
+        let mut regenerated = HashMap::default();
         for owner in stale {
             self.set(owner, Table::default(), state, &mut regenerated)?;
         }
@@ -216,7 +218,7 @@ impl Builder {
     /// Rebuilds the names of what `dirty` says changed.
     pub fn update(&mut self, state: &ClusterState, dirty: &Dirty) -> Result<(), ProtoError> {
         // Other owners' records regenerated during this update, each at most once.
-        let mut regenerated = HashMap::new();
+        let mut regenerated = HashMap::default();
         let verified = self.config.pods == PodsMode::Verified;
         let owners: Vec<Owner> = dirty
             .services
@@ -341,7 +343,7 @@ impl Builder {
         for (name, sets) in &table.names {
             self.zones.names.insert(name.clone(), sets.clone());
         }
-        self.set(Owner::Zones, table, state, &mut HashMap::new())?;
+        self.set(Owner::Zones, table, state, &mut HashMap::default())?;
         Ok(Snapshot {
             serial,
             zones,
