@@ -88,14 +88,23 @@ pub fn name_key(name: &Name) -> NameKey {
 /// question in lowercase, the set's records as answers (their owner compressed to the
 /// question), its additional records. The fast path copies it, patches the id, RD and the
 /// question's bytes (which echoes the client's letter case), and appends an OPT record.
-pub fn encode_answer(name: &Name, set: &RecordSet) -> Option<Box<[u8]>> {
+/// A set too big for one message comes back as it went in.
+pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet> {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     let mut message = Message::new(0, MessageType::Response, OpCode::Query);
     message.metadata.authoritative = true;
     message.add_query(Query::query(name.to_lowercase(), set.record_type));
-    message.add_answers(set.records.iter().cloned());
-    message.add_additionals(set.additionals.iter().cloned());
-    message.to_vec().ok().map(Vec::into_boxed_slice)
+    // Moved in and out rather than cloned: this runs for every set of every published name.
+    message.answers = set.records;
+    message.additionals = set.additionals;
+    match message.to_vec() {
+        Ok(wire) => Ok(wire.into_boxed_slice()),
+        Err(_) => Err(RecordSet {
+            record_type: set.record_type,
+            records: message.answers,
+            additionals: message.additionals,
+        }),
+    }
 }
 
 /// The record set an encoded answer holds (the inverse of [`encode_answer`]).
@@ -118,9 +127,9 @@ impl Node {
             .into_iter()
             .map(|set| Answer {
                 record_type: set.record_type,
-                form: match encode_answer(name, &set) {
-                    Some(wire) => AnswerForm::Wire(wire),
-                    None => AnswerForm::Records(Arc::new(set)),
+                form: match encode_answer(name, set) {
+                    Ok(wire) => AnswerForm::Wire(wire),
+                    Err(set) => AnswerForm::Records(Arc::new(set)),
                 },
             })
             .collect();
