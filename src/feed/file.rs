@@ -3,8 +3,11 @@
 //! A path is a file or a directory (read recursively, `.yaml`/`.yml`/`.json`, in name order).
 //! Files hold one or more documents (`---`), and a document may be a `kind: List`. YAML is parsed
 //! by `serde-saphyr` into JSON values (JSON is YAML), then converted by
-//! [`model::convert`](crate::model::convert). The example cluster in `zones/` is embedded in the
-//! binary and loads the same way.
+//! [`model::convert`](crate::model::convert). JSON (`kubectl get -o json`, one List of every
+//! object in the cluster) is read by `serde_json` without a value tree: each item of a List is
+//! taken as text and converted straight into its `k8s-openapi` type
+//! ([`convert_json`](crate::model::convert::convert_json)). The example cluster in `zones/` is
+//! embedded in the binary and loads the same way.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +19,13 @@ use tracing::{debug, warn};
 
 use super::event::{Event, EventSender, SourceEvent, SourceId};
 use super::{Error, Loaded, Result};
-use crate::model::convert::{Document, convert_document, describe_document, suggest_kind};
+use crate::model::convert::{
+    ConvertError, Document, convert_document, describe_document, suggest_kind,
+};
 use crate::model::diagnose::{Problem, Severity};
 use crate::model::{Object, Origin};
+
+mod json;
 
 /// The example cluster (`zones/*.yaml`), served when no feed is given.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -48,13 +55,28 @@ pub fn load_path(path: &Path) -> Result<Loaded> {
     let files = manifest_files(path)?;
     let mut loaded = Loaded::default();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
-            path: file.clone(),
-            source,
-        })?;
-        parse_into(&mut loaded, &file.display().to_string(), &text);
+        load_file(&mut loaded, &file)?;
     }
     Ok(loaded)
+}
+
+/// Reads one file into `loaded`, as [`parse_into`] its text. A JSON file is read a chunk at a
+/// time, so a 350 MB `kubectl get -o json` dump is never in memory whole.
+fn load_file(loaded: &mut Loaded, file: &Path) -> Result<()> {
+    let read_error = |source| Error::Read {
+        path: file.to_owned(),
+        source,
+    };
+    let mut input = json::Input::open(file).map_err(read_error)?;
+    let source = file.display().to_string();
+    if input.starts_json().map_err(read_error)? {
+        loaded.files += 1;
+        json::parse_file(loaded, &Arc::from(source), input, file).map_err(read_error)
+    } else {
+        let text = input.into_string().map_err(read_error)?;
+        parse_into(loaded, &source, &text);
+        Ok(())
+    }
 }
 
 /// Checks that `path` can be read as manifests (exists, and a directory holds at least one).
@@ -170,7 +192,7 @@ pub fn parse_into(loaded: &mut Loaded, source: &str, text: &str) {
     if text.trim_start().starts_with(['{', '[']) {
         // JSON (`kubectl get -o json`) is YAML too, but serde_json reads it many times faster:
         // what a 100k-pod dump needs to load in well under a second.
-        parse_json(loaded, &source, text);
+        json::parse_text(loaded, &source, text);
         return;
     }
     let mut document = 0;
@@ -205,49 +227,8 @@ pub fn parse_into(loaded: &mut Loaded, source: &str, text: &str) {
             } else {
                 None
             };
-            convert_into(loaded, value.value, origin, document, items.as_deref());
-        }
-    }
-}
-
-/// Parses JSON values, one after another (a `kind: List`, or concatenated objects), each with
-/// the line it starts on. A syntax error stops the file there: JSON has no document markers to
-/// resynchronise at.
-fn parse_json(loaded: &mut Loaded, source: &Arc<str>, text: &str) {
-    let line_of = |offset: usize| {
-        1 + text.as_bytes()[..offset.min(text.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-    };
-    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let mut document = 0;
-    loop {
-        // Where the next value starts: past the whitespace after the previous one.
-        let consumed = values.byte_offset();
-        let start = consumed + text[consumed..].len() - text[consumed..].trim_start().len();
-        match values.next() {
-            None => break,
-            Some(Ok(value)) => {
-                document += 1;
-                let origin = Origin {
-                    source: source.clone(),
-                    line: Some(line_of(start)),
-                };
-                convert_into(loaded, value, origin, document, None);
-            }
-            Some(Err(err)) => {
-                loaded.problems.push(error_problem(
-                    Origin {
-                        source: source.clone(),
-                        line: Some(err.line()),
-                    },
-                    String::new(),
-                    format!("document {}: JSON syntax error at column {}: {err}; the rest of the file is skipped", document + 1, err.column()),
-                    Some("fix the JSON (kubectl get -o json prints it valid)".into()),
-                ));
-                break;
-            }
+            let converted = convert_document(value.value);
+            record(loaded, converted, origin, document, items.as_deref());
         }
     }
 }
@@ -340,14 +321,16 @@ fn object_before(text: &str, line: usize) -> String {
     }
 }
 
-fn convert_into(
+/// Adds what a document converted to: its object, or the problem with it. A List's items are
+/// converted and added in turn, each at its own line when `item_lines` knows it.
+fn record(
     loaded: &mut Loaded,
-    value: Value,
+    converted: std::result::Result<Document, ConvertError>,
     origin: Origin,
     document: usize,
     item_lines: Option<&[usize]>,
 ) {
-    match convert_document(value) {
+    match converted {
         Ok(Document::Object(object)) => loaded.objects.push((object, origin)),
         Ok(Document::Deprecated(object, hint)) => {
             loaded.problems.push(Problem {
@@ -365,7 +348,7 @@ fn convert_into(
                     source: origin.source.clone(),
                     line: item_lines.and_then(|l| l.get(i).copied()).or(origin.line),
                 };
-                convert_item(loaded, item, origin, document, i);
+                record_item(loaded, convert_document(item), origin, document, i);
             }
         }
         Ok(Document::Ignored {
@@ -401,10 +384,16 @@ fn convert_into(
     }
 }
 
-fn convert_item(loaded: &mut Loaded, item: Value, origin: Origin, document: usize, index: usize) {
-    // Items of a List carry their own line; the index tells them apart in messages too.
+/// [`record`] for item `index` of a List: its problems say which item.
+fn record_item(
+    loaded: &mut Loaded,
+    converted: std::result::Result<Document, ConvertError>,
+    origin: Origin,
+    document: usize,
+    index: usize,
+) {
     let before = loaded.problems.len();
-    convert_into(loaded, item, origin, document, None);
+    record(loaded, converted, origin, document, None);
     for problem in &mut loaded.problems[before..] {
         problem.message = problem.message.replacen(
             &format!("document {document}:"),
@@ -423,12 +412,8 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
     let files = manifest_files(path)?;
     let mut loaded = Loaded::default();
     for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
-            path: file.clone(),
-            source,
-        })?;
         let mut this = Loaded::default();
-        parse_into(&mut this, &file.display().to_string(), &text);
+        load_file(&mut this, file)?;
         let broken = this.problems.iter().any(|p| p.severity == Severity::Error);
         let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| !o.is_empty());
         match last_good.get(file) {
@@ -573,6 +558,48 @@ mod tests {
             shown[1].contains("pods.json:10") && shown[1].contains("JSON syntax error"),
             "{shown:#?}"
         );
+    }
+
+    /// A JSON file is read in chunks, or again whole when it is broken: either way as its text.
+    #[test]
+    fn json_files_load_as_their_text() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pod = |name: &str| {
+            format!(
+                "{{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {{\"name\": \"{name}\"}}}}"
+            )
+        };
+        let texts = [
+            format!(
+                "{{\n\"items\": [\n{},\n{{\"kind\": \"Pod\"}}\n],\n\"kind\": \"List\"\n}}\n{}",
+                pod("a"),
+                pod("b")
+            ),
+            format!(
+                "{}\n{{\"kind\": \"List\", \"items\": [{}, ]}}\n",
+                pod("a"),
+                pod("b")
+            ),
+            format!("  \n{}\n{{ broken", pod("a")),
+        ];
+        let show = |loaded: &Loaded| {
+            let objects = loaded
+                .objects
+                .iter()
+                .map(|(o, origin)| format!("{origin} {}", o.describe()));
+            let problems = loaded.problems.iter().map(ToString::to_string);
+            objects.chain(problems).collect::<Vec<_>>()
+        };
+        for text in texts {
+            let path = dir.path().join("cluster.json");
+            std::fs::write(&path, &text).expect("write the file");
+            let read = load_path(&path).expect("the file loads");
+            let mut parsed = Loaded::default();
+            parse_into(&mut parsed, &path.display().to_string(), &text);
+            assert_eq!(show(&read), show(&parsed), "{text}");
+            assert_eq!(read.files, 1);
+            assert!(!read.objects.is_empty(), "{text}");
+        }
     }
 
     #[test]

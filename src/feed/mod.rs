@@ -2,7 +2,7 @@
 //!
 //! A feed reads objects and hands them to the model; it never builds records or touches the
 //! server. Bad documents are not failures of the feed: each becomes a
-//! [`Problem`](crate::model::diagnose::Problem) naming its file, document, line and object, and
+//! [`Problem`] naming its file, document, line and object, and
 //! the rest of the input still loads. Only input that cannot be read at all is an [`Error`].
 
 pub mod event;

@@ -1,6 +1,7 @@
 //! Kubernetes API objects → model: the only place besides the feeds that sees API structs.
 //!
-//! A document is a JSON value (YAML is turned into one by the feed). It is checked for
+//! A document is a JSON value (YAML is turned into one by the feed) or JSON text
+//! ([`convert_json`], for `kubectl get -o json` dumps: no value tree is built). It is checked for
 //! `apiVersion`/`kind`, deserialized into its `k8s-openapi` type (so every field has the type
 //! Kubernetes gives it), then cut down to the model. Errors name the object and the field.
 
@@ -12,6 +13,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::de::{DeserializeSeed, IgnoredAny};
 use serde_json::Value;
 
 use super::types::*;
@@ -61,6 +63,10 @@ pub enum ConvertError {
         #[source]
         source: serde_json::Error,
     },
+    /// JSON text that is well-formed but not a value serde_json reads (nested too deeply, a
+    /// number out of range).
+    #[error("the object is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
     /// A value has the right type but is not valid.
     #[error("{kind} {object}: {message}")]
     Invalid {
@@ -97,6 +103,7 @@ impl ConvertError {
                 "give {path} the type the Kubernetes API defines (`kubectl explain {}` shows it)",
                 explain_path(kind, path)
             )),
+            Self::Json(_) => Some("fix the JSON (kubectl get -o json prints it valid)".into()),
             Self::Invalid { .. } => None,
         }
     }
@@ -242,6 +249,96 @@ const OTHER_KNOWN_KINDS: &[&str] = &[
     "Status",
 ];
 
+/// Whether a document of `kind` is a list whose items are converted one by one: `kind: List`,
+/// or `ServiceList`, `PodList`, … with an `items` field (what `kubectl get -o json` prints).
+pub fn is_list(kind: &str, has_items: bool) -> bool {
+    kind == "List" || (kind.ends_with("List") && has_items)
+}
+
+impl ConvertError {
+    /// A list whose `items` is neither a list nor null.
+    pub fn items_not_a_list(kind: String) -> Self {
+        Self::Invalid {
+            kind,
+            object: String::new(),
+            message: "items is not a list".into(),
+        }
+    }
+}
+
+/// The four kinds stsdns reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    Service,
+    Pod,
+    EndpointSlice,
+    StatefulSet,
+}
+
+/// What a document's `kind` and `apiVersion` make of it, before its other fields are read.
+enum Class {
+    /// A list; its kind, for messages.
+    List(String),
+    /// Settled already: a kind DNS does not use.
+    Done(Document),
+    /// One of the kinds we read; `Some` hint for an old apiVersion read as the current one.
+    Read {
+        kind: ReadKind,
+        deprecated: Option<String>,
+    },
+}
+
+/// Sorts a document by kind and apiVersion; `object` gives `namespace/name` for messages. The
+/// one place that decides, whether the document is a value or JSON text.
+fn classify(
+    kind: String,
+    api_version: String,
+    has_items: bool,
+    object: impl FnOnce() -> String,
+) -> Result<Class, ConvertError> {
+    if is_list(&kind, has_items) {
+        return Ok(Class::List(kind));
+    }
+    let (read, expected) = match kind.as_str() {
+        "Service" => (ReadKind::Service, "v1"),
+        "Pod" => (ReadKind::Pod, "v1"),
+        "EndpointSlice" => (ReadKind::EndpointSlice, "discovery.k8s.io/v1"),
+        "StatefulSet" => (ReadKind::StatefulSet, "apps/v1"),
+        _ => {
+            let known = OTHER_KNOWN_KINDS.contains(&kind.as_str());
+            return Ok(Class::Done(Document::Ignored {
+                kind,
+                object: object(),
+                known,
+            }));
+        }
+    };
+    if api_version == expected {
+        return Ok(Class::Read {
+            kind: read,
+            deprecated: None,
+        });
+    }
+    let object_name = object();
+    if read == ReadKind::StatefulSet
+        && matches!(api_version.as_str(), "apps/v1beta1" | "apps/v1beta2")
+    {
+        Ok(Class::Read {
+            kind: read,
+            deprecated: Some(format!(
+                "{kind} {object_name}: apiVersion {api_version} was removed in Kubernetes 1.16; read as apps/v1"
+            )),
+        })
+    } else {
+        Err(ConvertError::UnsupportedApiVersion {
+            kind,
+            object: object_name,
+            api_version,
+            expected,
+        })
+    }
+}
+
 /// Converts one document: an object, a list, or something skipped.
 pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
     let Value::Object(map) = &doc else {
@@ -258,67 +355,36 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
         .unwrap_or_default()
         .to_owned();
 
-    if kind == "List" || (kind.ends_with("List") && map.contains_key("items")) {
-        let items = match map.get("items") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(Value::Null) | None => Vec::new(),
-            Some(_) => {
-                return Err(ConvertError::Invalid {
-                    kind,
-                    object: String::new(),
-                    message: "items is not a list".into(),
-                });
-            }
-        };
-        return Ok(Document::List(items));
-    }
-
-    let expected = match kind.as_str() {
-        "Service" | "Pod" => "v1",
-        "EndpointSlice" => "discovery.k8s.io/v1",
-        "StatefulSet" => "apps/v1",
-        _ => {
-            let known = OTHER_KNOWN_KINDS.contains(&kind.as_str());
-            let object = describe_meta(map);
-            return Ok(Document::Ignored {
-                kind,
-                object,
-                known,
-            });
+    let (read, deprecated) = match classify(kind, api_version, map.contains_key("items"), || {
+        describe_meta(map)
+    })? {
+        Class::List(kind) => {
+            return match map.get("items") {
+                Some(Value::Array(items)) => Ok(Document::List(items.clone())),
+                Some(Value::Null) | None => Ok(Document::List(Vec::new())),
+                Some(_) => Err(ConvertError::items_not_a_list(kind)),
+            };
         }
-    };
-    let object_name = describe_meta(map);
-    let deprecated = if api_version == expected {
-        None
-    } else if kind == "StatefulSet"
-        && matches!(api_version.as_str(), "apps/v1beta1" | "apps/v1beta2")
-    {
-        Some(format!(
-            "{kind} {object_name}: apiVersion {api_version} was removed in Kubernetes 1.16; read as apps/v1"
-        ))
-    } else {
-        return Err(ConvertError::UnsupportedApiVersion {
-            kind,
-            object: object_name,
-            api_version,
-            expected,
-        });
+        Class::Done(document) => return Ok(document),
+        Class::Read { kind, deprecated } => (kind, deprecated),
     };
     let mut doc = doc;
     if deprecated.is_some() {
         // k8s-openapi checks apiVersion; the old StatefulSet versions read as apps/v1.
         if let Some(map) = doc.as_object_mut() {
-            map.insert("apiVersion".into(), Value::from(expected));
+            map.insert("apiVersion".into(), Value::from("apps/v1"));
         }
     }
 
-    let object = match kind.as_str() {
-        "Service" => Object::Service(service(typed(doc, &kind)?)?),
-        "Pod" => Object::Pod(pod(typed(lenient_pod(doc), &kind)?)?),
-        "EndpointSlice" => Object::EndpointSlice(endpoint_slice(typed(doc, &kind)?)?),
-        _ => {
+    let object = match read {
+        ReadKind::Service => Object::Service(service(typed(doc, "Service")?)?),
+        ReadKind::Pod => Object::Pod(pod(typed(lenient_pod(doc), "Pod")?)?),
+        ReadKind::EndpointSlice => {
+            Object::EndpointSlice(endpoint_slice(typed(doc, "EndpointSlice")?)?)
+        }
+        ReadKind::StatefulSet => {
             let (doc, had_selector) = lenient_statefulset(doc);
-            Object::StatefulSet(statefulset(typed(doc, &kind)?, had_selector)?)
+            Object::StatefulSet(statefulset(typed(doc, "StatefulSet")?, had_selector)?)
         }
     };
     Ok(match deprecated {
@@ -327,18 +393,345 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
     })
 }
 
+/// Converts one document given as JSON text (an item of a `kubectl get -o json` List), with the
+/// same result as [`convert_document`] of its value, without building the value.
+///
+/// A first pass reads only `apiVersion`, `kind`, `metadata.name`/`namespace` and whether there
+/// is a `spec.selector`; an object of a kind we read is then deserialized straight
+/// into its `k8s-openapi` type. Anything out of the ordinary (an object that does not
+/// deserialize, an old apiVersion, a list) takes the value path, so errors read the same.
+pub fn convert_json(text: &str) -> Result<Document, ConvertError> {
+    let mut header = ObjectHeader::default();
+    match HeaderSeed(&mut header).deserialize(&mut serde_json::Deserializer::from_str(text)) {
+        Ok(true) => {}
+        Ok(false) => return Err(ConvertError::NotAnObject),
+        Err(_) if header.settled => {}
+        Err(_) => return convert_json_value(text),
+    }
+    let kind = header.kind.clone().ok_or(ConvertError::MissingKind)?;
+    let api_version = header.api_version.clone().unwrap_or_default();
+    let object = || describe_names(header.name.as_deref(), header.namespace.as_deref());
+    let read = match classify(kind, api_version, header.has_items, object)? {
+        Class::Done(document) => return Ok(document),
+        Class::Read {
+            kind,
+            deprecated: None,
+        } => kind,
+        Class::List(_) | Class::Read { .. } => return convert_json_value(text),
+    };
+    let converted = match read {
+        ReadKind::Service => serde_json::from_str(text)
+            .ok()
+            .map(|s| service(s).map(Object::Service)),
+        // k8s-openapi fills in a missing `spec.containers`, as `lenient_pod` does for values.
+        ReadKind::Pod => serde_json::from_str(text)
+            .ok()
+            .map(|p| pod(p).map(Object::Pod)),
+        ReadKind::EndpointSlice => serde_json::from_str(text)
+            .ok()
+            .map(|s| endpoint_slice(s).map(Object::EndpointSlice)),
+        ReadKind::StatefulSet => serde_json::from_str(text)
+            .ok()
+            .map(|s| statefulset(s, header.had_selector()).map(Object::StatefulSet)),
+    };
+    match converted {
+        Some(result) => result.map(Document::Object),
+        // Deserializing the value again names the field that failed.
+        None => convert_json_value(text),
+    }
+}
+
+/// [`convert_document`] of JSON text parsed into a value: the path of every case
+/// [`convert_json`] does not settle itself.
+fn convert_json_value(text: &str) -> Result<Document, ConvertError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => convert_document(value),
+        Err(err) => Err(ConvertError::Json(err)),
+    }
+}
+
+/// A mapping key, read as its index in `self.0` (`None` for any other key) without copying it.
+struct KeyIn(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIn {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIn {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|k| *k == key))
+    }
+}
+
+/// Drains a sequence nobody reads (serde_json wants it read to its end).
+fn drain_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Drains a mapping nobody reads.
+fn drain_map<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Implements a visitor that gives `$other` for anything but a mapping (`visit_map` is given).
+macro_rules! only_maps {
+    ($other:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            drain_seq(seq).map(|()| $other)
+        }
+    };
+}
+
+/// What [`convert_json`] reads of a document before deserializing it: the fields that decide how,
+/// read leniently (a `kind` that is not a string is no kind, as for a value). Later duplicate keys
+/// win, as in a value.
+#[derive(Default)]
+struct ObjectHeader {
+    kind: Option<String>,
+    api_version: Option<String>,
+    name: Option<String>,
+    namespace: Option<String>,
+    has_items: bool,
+    spec: SpecHeader,
+    /// Reading stopped at `kind` and `apiVersion`: they name a kind read without further ado.
+    settled: bool,
+}
+
+/// What `lenient_statefulset` needs to know of `spec`.
+#[derive(Default, Clone, Copy)]
+enum SpecHeader {
+    #[default]
+    Absent,
+    /// A mapping, with or without `selector`.
+    Map { selector: bool },
+    /// Something else (null, …): left as it is.
+    Other,
+}
+
+impl ObjectHeader {
+    /// Whether `lenient_statefulset` would find a selector (it fills in only a mapping's).
+    fn had_selector(&self) -> bool {
+        !matches!(
+            self.spec,
+            SpecHeader::Absent | SpecHeader::Map { selector: false }
+        )
+    }
+
+    /// Whether `kind` and `apiVersion` alone settle how to read the document: a Service, Pod or
+    /// EndpointSlice of the current apiVersion is deserialized whole, and `k8s-openapi` checks
+    /// every `kind` and `apiVersion` key it meets, so a later duplicate that says otherwise
+    /// still fails over to the value path. (A StatefulSet needs `spec` read too.)
+    fn settles(&self) -> bool {
+        matches!(
+            (self.kind.as_deref(), self.api_version.as_deref()),
+            (Some("Service" | "Pod"), Some("v1"))
+                | (Some("EndpointSlice"), Some("discovery.k8s.io/v1"))
+        )
+    }
+}
+
+/// Fills an [`ObjectHeader`]; gives whether the document is a mapping. Stops with an error (and
+/// `settled` set) once [`ObjectHeader::settles`]: kubectl prints `apiVersion` and `kind` first,
+/// so most items are not read twice.
+struct HeaderSeed<'a>(&'a mut ObjectHeader);
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for HeaderSeed<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+    only_maps!(false);
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        const KEYS: &[&str] = &["kind", "apiVersion", "metadata", "items", "spec"];
+        let header = self.0;
+        while let Some(key) = map.next_key_seed(KeyIn(KEYS))? {
+            match key {
+                Some(0) => header.kind = map.next_value::<Lenient>()?.0,
+                Some(1) => header.api_version = map.next_value::<Lenient>()?.0,
+                Some(2) => {
+                    let meta = map.next_value::<MetaHeader>()?;
+                    (header.name, header.namespace) = (meta.name, meta.namespace);
+                }
+                Some(3) => {
+                    header.has_items = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(4) => header.spec = map.next_value::<SpecHeaderValue>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            if key.is_some_and(|k| k < 2) && header.settles() {
+                header.settled = true;
+                return Err(serde::de::Error::custom("settled"));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A string, or `None` for any other value.
+struct Lenient(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Lenient, E> {
+                Ok(Lenient(Some(value.to_owned())))
+            }
+            fn visit_string<E>(self, value: String) -> Result<Lenient, E> {
+                Ok(Lenient(Some(value)))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Lenient, A::Error> {
+                drain_seq(seq).map(|()| Lenient(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Lenient, A::Error> {
+                drain_map(map).map(|()| Lenient(None))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// `metadata.name` and `metadata.namespace`, leniently.
+#[derive(Default)]
+struct MetaHeader {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for MetaHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MetaHeader;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("metadata")
+            }
+            only_maps!(MetaHeader::default());
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MetaHeader, A::Error> {
+                let mut meta = MetaHeader::default();
+                while let Some(key) = map.next_key_seed(KeyIn(&["name", "namespace"]))? {
+                    match key {
+                        Some(0) => meta.name = map.next_value::<Lenient>()?.0,
+                        Some(1) => meta.namespace = map.next_value::<Lenient>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(meta)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// `spec`, as far as [`SpecHeader`] tells.
+struct SpecHeaderValue(SpecHeader);
+
+impl<'de> serde::Deserialize<'de> for SpecHeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = SpecHeaderValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("spec")
+            }
+            only_maps!(SpecHeaderValue(SpecHeader::Other));
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SpecHeaderValue, A::Error> {
+                let mut selector = false;
+                while let Some(key) = map.next_key_seed(KeyIn(&["selector"]))? {
+                    selector |= key.is_some();
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(SpecHeaderValue(SpecHeader::Map { selector }))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
 /// `namespace/name` from raw metadata, for messages about objects that fail to deserialize.
 fn describe_meta(map: &serde_json::Map<String, Value>) -> String {
     let meta = map.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("<no name>");
-    let namespace = meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    format!("{namespace}/{name}")
+    describe_names(
+        meta.and_then(|m| m.get("name")).and_then(Value::as_str),
+        meta.and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str),
+    )
+}
+
+/// `namespace/name`, with what is missing filled in.
+fn describe_names(name: Option<&str>, namespace: Option<&str>) -> String {
+    format!(
+        "{}/{}",
+        namespace.unwrap_or("default"),
+        name.unwrap_or("<no name>")
+    )
 }
 
 /// Deserializes into a `k8s-openapi` type, naming the field that failed.
