@@ -49,6 +49,16 @@ struct Answer {
     form: AnswerForm,
 }
 
+impl Answer {
+    /// The set's records: decoded from the response, or as kept.
+    fn records(&self) -> Arc<RecordSet> {
+        match &self.form {
+            AnswerForm::Wire(wire) => Arc::new(decode_answer(self.record_type, wire)),
+            AnswerForm::Records(records) => records.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AnswerForm {
     /// The response, encoded.
@@ -153,32 +163,24 @@ impl Node {
             .sum()
     }
 
+    fn find(&self, record_type: RecordType) -> Option<&Answer> {
+        self.sets.iter().find(|s| s.record_type == record_type)
+    }
+
     /// The set of `record_type`, if the name has one.
     pub fn get(&self, record_type: RecordType) -> Option<Arc<RecordSet>> {
-        let set = self.sets.iter().find(|s| s.record_type == record_type)?;
-        Some(match &set.form {
-            AnswerForm::Wire(wire) => Arc::new(decode_answer(set.record_type, wire)),
-            AnswerForm::Records(records) => records.clone(),
-        })
+        self.find(record_type).map(Answer::records)
     }
 
     /// Every set of the name, in type order.
     pub fn sets(&self) -> Vec<Arc<RecordSet>> {
-        self.sets
-            .iter()
-            .filter_map(|set| self.get(set.record_type))
-            .collect()
+        self.sets.iter().map(Answer::records).collect()
     }
 
     /// The pre-encoded response for `record_type`, if the name has that set and it fits one
     /// message.
     pub fn wire(&self, record_type: RecordType) -> Option<&[u8]> {
-        match &self
-            .sets
-            .iter()
-            .find(|s| s.record_type == record_type)?
-            .form
-        {
+        match &self.find(record_type)?.form {
             AnswerForm::Wire(wire) => Some(wire),
             AnswerForm::Records(_) => None,
         }

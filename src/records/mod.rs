@@ -35,7 +35,7 @@ const SOA_EXPIRE: i32 = 86400;
 type PendingSet = (Vec<Record>, Vec<Record>);
 
 /// Records by name and type while a snapshot is being built.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Table {
     names: HashMap<LowerName, BTreeMap<RecordTypeKey, PendingSet>>,
 }
@@ -247,11 +247,7 @@ impl Builder {
         let ttl = self.config.ttl;
         let mut table = Table::default();
         match owner {
-            Owner::Zones => {
-                for (name, sets) in &self.zones.names {
-                    table.names.insert(name.clone(), sets.clone());
-                }
-            }
+            Owner::Zones => table = self.zones.clone(),
             Owner::Service(key) => {
                 if let Some(service) = state.service_by_key(key) {
                     let groups = state.endpoints(service);
@@ -339,10 +335,7 @@ impl Builder {
             apex(&mut table, &reverse, &self.primary, false)?;
         }
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-        self.zones = Table::default();
-        for (name, sets) in &table.names {
-            self.zones.names.insert(name.clone(), sets.clone());
-        }
+        self.zones = table.clone();
         self.set(Owner::Zones, table, state, &mut HashMap::default())?;
         Ok(Snapshot {
             serial,
