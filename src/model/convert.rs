@@ -377,14 +377,12 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
     }
 
     let object = match read {
-        ReadKind::Service => Object::Service(service(typed(doc, "Service")?)?),
-        ReadKind::Pod => Object::Pod(pod(typed(lenient_pod(doc), "Pod")?)?),
-        ReadKind::EndpointSlice => {
-            Object::EndpointSlice(endpoint_slice(typed(doc, "EndpointSlice")?)?)
-        }
+        ReadKind::Service => service(typed(doc, "Service")?)?.into(),
+        ReadKind::Pod => pod(typed(lenient_pod(doc), "Pod")?)?.into(),
+        ReadKind::EndpointSlice => endpoint_slice(typed(doc, "EndpointSlice")?)?.into(),
         ReadKind::StatefulSet => {
             let (doc, had_selector) = lenient_statefulset(doc);
-            Object::StatefulSet(statefulset(typed(doc, "StatefulSet")?, had_selector)?)
+            statefulset(typed(doc, "StatefulSet")?, had_selector)?.into()
         }
     };
     Ok(match deprecated {
@@ -422,17 +420,17 @@ pub fn convert_json(text: &str) -> Result<Document, ConvertError> {
     let converted = match read {
         ReadKind::Service => serde_json::from_str(text)
             .ok()
-            .map(|s| service(s).map(Object::Service)),
+            .map(|s| service(s).map(Object::from)),
         // k8s-openapi fills in a missing `spec.containers`, as `lenient_pod` does for values.
         ReadKind::Pod => serde_json::from_str(text)
             .ok()
-            .map(|p| pod(p).map(Object::Pod)),
+            .map(|p| pod(p).map(Object::from)),
         ReadKind::EndpointSlice => serde_json::from_str(text)
             .ok()
-            .map(|s| endpoint_slice(s).map(Object::EndpointSlice)),
+            .map(|s| endpoint_slice(s).map(Object::from)),
         ReadKind::StatefulSet => serde_json::from_str(text)
             .ok()
-            .map(|s| statefulset(s, header.had_selector()).map(Object::StatefulSet)),
+            .map(|s| statefulset(s, header.had_selector()).map(Object::from)),
     };
     match converted {
         Some(result) => result.map(Document::Object),

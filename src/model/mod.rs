@@ -42,6 +42,9 @@ pub struct EndpointGroup {
 /// What a change touched: the record builder rebuilds exactly these.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Dirty {
+    /// Everything may have changed (a first list into an empty state): the sets below are not
+    /// kept, and the builder rebuilds every name.
+    pub everything: bool,
     /// Services whose records may have changed.
     pub services: BTreeSet<ServiceKey>,
     /// Namespaces that appeared or disappeared.
@@ -53,11 +56,15 @@ pub struct Dirty {
 impl Dirty {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.namespaces.is_empty() && self.pods.is_empty()
+        !self.everything
+            && self.services.is_empty()
+            && self.namespaces.is_empty()
+            && self.pods.is_empty()
     }
 
     /// Adds what `other` touched.
     pub fn merge(&mut self, other: Dirty) {
+        self.everything |= other.everything;
         self.services.extend(other.services);
         self.namespaces.extend(other.namespaces);
         self.pods.extend(other.pods);
@@ -88,20 +95,17 @@ struct SourceState {
 /// The objects of the feeds, indexed for the record builder and `check`.
 #[derive(Debug, Default, Clone)]
 pub struct ClusterState {
-    services: BTreeMap<ServiceKey, Service>,
-    slices: BTreeMap<ObjectKey, EndpointSlice>,
-    pods: BTreeMap<ObjectKey, Pod>,
-    statefulsets: BTreeMap<ObjectKey, StatefulSet>,
-    /// Where each object was read, and which feed said it last.
-    meta: HashMap<ObjectRef, Meta>,
+    services: BTreeMap<ServiceKey, Stored<Service>>,
+    slices: BTreeMap<ObjectKey, Stored<EndpointSlice>>,
+    pods: BTreeMap<ObjectKey, Stored<Pod>>,
+    statefulsets: BTreeMap<ObjectKey, Stored<StatefulSet>>,
     /// EndpointSlices by the Service they name, so a Service finds its slices in one lookup.
     slices_by_service: HashMap<ServiceKey, BTreeSet<ObjectKey>>,
     /// Pods by (namespace, label, value), so selectors do not scan every Pod.
-    /// (A set of one Pod is the common case: a hash set is a third of a B-tree node.)
-    pods_by_label: HashMap<LabelKey, HashSet<ObjectKey>>,
+    pods_by_label: HashMap<LabelKey, KeySet<ObjectKey>>,
     /// Services by each (namespace, label, value) of their selector, so a Pod change finds the
     /// Services it may belong to without a scan.
-    services_by_selector: HashMap<LabelKey, HashSet<ServiceKey>>,
+    services_by_selector: HashMap<LabelKey, KeySet<ServiceKey>>,
     /// How many objects live in each namespace: a namespace exists while any object does.
     namespaces: BTreeMap<Namespace, usize>,
     /// Per feed: whether it has listed, and a list in progress.
@@ -116,6 +120,14 @@ fn selector_key(namespace: &Namespace, key: &str, value: &str) -> LabelKey {
     (namespace.clone(), Arc::from(key), Arc::from(value))
 }
 
+/// An object as the state keeps it: shared with the feed that sent it, beside where it came
+/// from. (Kept in the object's own map rather than a map of its own: one key, one lookup.)
+#[derive(Debug, Clone)]
+struct Stored<T> {
+    object: Arc<T>,
+    meta: Meta,
+}
+
 /// What the state keeps beside an object.
 #[derive(Debug, Clone)]
 struct Meta {
@@ -125,6 +137,55 @@ struct Meta {
     source: Option<SourceId>,
 }
 
+/// The keys of one index entry. Most entries have one key (a Pod's own name label, the one
+/// Service selecting `app: x`), which is kept inline instead of in a hash set's table.
+#[derive(Debug, Clone)]
+enum KeySet<K> {
+    One(K),
+    Many(HashSet<K>),
+}
+
+impl<K: Eq + std::hash::Hash + Clone> KeySet<K> {
+    fn insert(&mut self, key: K) {
+        match self {
+            Self::One(one) if *one == key => {}
+            Self::One(one) => {
+                let set = [one.clone(), key].into_iter().collect();
+                *self = Self::Many(set);
+            }
+            Self::Many(set) => {
+                set.insert(key);
+            }
+        }
+    }
+
+    /// Removes `key`; returns whether the set is now empty.
+    fn remove(&mut self, key: &K) -> bool {
+        match self {
+            Self::One(one) => one == key,
+            Self::Many(set) => {
+                set.remove(key);
+                if set.len() == 1 {
+                    // Back to inline: a set that shrinks stays as small as one built small.
+                    let last = set.iter().next().cloned();
+                    if let Some(last) = last {
+                        *self = Self::One(last);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &K> {
+        let (one, many) = match self {
+            Self::One(one) => (Some(one), None),
+            Self::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
     Some(ServiceKey {
         namespace: key.namespace.clone(),
@@ -132,24 +193,28 @@ fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
     })
 }
 
-fn add_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash>(
-    index: &mut HashMap<K, HashSet<V>>,
+fn add_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash + Clone>(
+    index: &mut HashMap<K, KeySet<V>>,
     key: K,
     value: V,
 ) {
-    index.entry(key).or_default().insert(value);
+    match index.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut entry) => entry.get_mut().insert(value),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            entry.insert(KeySet::One(value));
+        }
+    }
 }
 
-fn remove_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash>(
-    index: &mut HashMap<K, HashSet<V>>,
+fn remove_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash + Clone>(
+    index: &mut HashMap<K, KeySet<V>>,
     key: K,
     value: &V,
 ) {
-    if let std::collections::hash_map::Entry::Occupied(mut entry) = index.entry(key) {
-        entry.get_mut().remove(value);
-        if entry.get().is_empty() {
-            entry.remove();
-        }
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = index.entry(key)
+        && entry.get_mut().remove(value)
+    {
+        entry.remove();
     }
 }
 
@@ -167,36 +232,41 @@ impl ClusterState {
     /// Adds or replaces an object; returns the replaced one's origin and what changed. An
     /// object equal to the one it replaces changes nothing.
     pub fn upsert(&mut self, object: Object, origin: Origin) -> (Option<Origin>, Dirty) {
+        self.upsert_tracked(object, origin, true)
+    }
+
+    /// [`Self::upsert`], computing what changed only when `track` (a first list into an empty
+    /// state rebuilds everything, so it need not know).
+    fn upsert_tracked(
+        &mut self,
+        object: Object,
+        origin: Origin,
+        track: bool,
+    ) -> (Option<Origin>, Dirty) {
         let reference = object.reference();
-        let replaced = match self.meta.entry(reference.clone()) {
-            std::collections::hash_map::Entry::Occupied(mut entry) => {
-                Some(std::mem::replace(&mut entry.get_mut().origin, origin))
-            }
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(Meta {
-                    origin,
-                    source: None,
-                });
-                None
-            }
-        };
-        if replaced.is_some() && self.get(&reference).is_some_and(|old| old == object) {
+        if self.holds(&object) {
+            // An object equal to the one it replaces changes nothing but where it was read.
+            let meta = self.meta_mut(&reference);
+            let replaced = meta.map(|meta| std::mem::replace(&mut meta.origin, origin));
             return (replaced, Dirty::default());
         }
-        let mut dirty = match self.take(&reference) {
-            Some(dirty) => dirty,
+        let (replaced, source, mut dirty) = match self.take(&reference, track) {
+            Some((meta, dirty)) => (Some(meta.origin), meta.source, dirty),
             None => {
                 let namespace = reference.key.namespace.clone();
                 let count = self.namespaces.entry(namespace.clone()).or_default();
                 *count += 1;
                 let mut dirty = Dirty::default();
-                if *count == 1 {
+                if *count == 1 && track {
                     dirty.namespaces.insert(namespace);
                 }
-                dirty
+                (None, None, dirty)
             }
         };
-        dirty.merge(self.touched_by(&object));
+        if track {
+            dirty.merge(self.touched_by(&object));
+        }
+        let meta = Meta { origin, source };
         match object {
             Object::Service(s) => {
                 for (k, v) in s.selector.iter().flatten() {
@@ -206,7 +276,8 @@ impl ClusterState {
                         s.key.clone(),
                     );
                 }
-                self.services.insert(s.key.clone(), s);
+                self.services
+                    .insert(s.key.clone(), Stored { object: s, meta });
             }
             Object::EndpointSlice(s) => {
                 if let Some(service) = &s.service {
@@ -219,7 +290,8 @@ impl ClusterState {
                         .or_default()
                         .insert(s.key.clone());
                 }
-                self.slices.insert(s.key.clone(), s);
+                self.slices
+                    .insert(s.key.clone(), Stored { object: s, meta });
             }
             Object::Pod(p) => {
                 for (k, v) in p.labels.iter() {
@@ -229,10 +301,11 @@ impl ClusterState {
                         p.key.clone(),
                     );
                 }
-                self.pods.insert(p.key.clone(), p);
+                self.pods.insert(p.key.clone(), Stored { object: p, meta });
             }
             Object::StatefulSet(s) => {
-                self.statefulsets.insert(s.key.clone(), s);
+                self.statefulsets
+                    .insert(s.key.clone(), Stored { object: s, meta });
             }
         }
         (replaced, dirty)
@@ -240,8 +313,7 @@ impl ClusterState {
 
     /// Removes an object; returns what changed, or `None` if there was no such object.
     pub fn delete(&mut self, reference: &ObjectRef) -> Option<Dirty> {
-        let mut dirty = self.take(reference)?;
-        self.meta.remove(reference);
+        let (_, mut dirty) = self.take(reference, true)?;
         let namespace = &reference.key.namespace;
         if let Some(count) = self.namespaces.get_mut(namespace) {
             *count -= 1;
@@ -253,36 +325,86 @@ impl ClusterState {
         Some(dirty)
     }
 
-    /// The object itself, rebuilt as an [`Object`] for comparison.
-    fn get(&self, reference: &ObjectRef) -> Option<Object> {
-        let key = &reference.key;
-        Some(match reference.kind {
-            Kind::Service => Object::Service(self.services.get(&service_key(key)?)?.clone()),
-            Kind::EndpointSlice => Object::EndpointSlice(self.slices.get(key)?.clone()),
-            Kind::Pod => Object::Pod(self.pods.get(key)?.clone()),
-            Kind::StatefulSet => Object::StatefulSet(self.statefulsets.get(key)?.clone()),
-        })
+    /// Whether the state holds `object` as it is (the same `Arc`, or an equal object).
+    fn holds(&self, object: &Object) -> bool {
+        fn same<T: PartialEq>(stored: Option<&Stored<T>>, object: &Arc<T>) -> bool {
+            stored.is_some_and(|s| Arc::ptr_eq(&s.object, object) || *s.object == **object)
+        }
+        match object {
+            Object::Service(s) => same(self.services.get(&s.key), s),
+            Object::EndpointSlice(s) => same(self.slices.get(&s.key), s),
+            Object::Pod(p) => same(self.pods.get(&p.key), p),
+            Object::StatefulSet(s) => same(self.statefulsets.get(&s.key), s),
+        }
     }
 
-    /// Takes an object out of the maps and indexes (not its origin or namespace count);
-    /// returns what its absence touches.
-    fn take(&mut self, reference: &ObjectRef) -> Option<Dirty> {
+    /// What the state keeps beside the object `reference` names.
+    fn meta(&self, reference: &ObjectRef) -> Option<&Meta> {
         let key = &reference.key;
-        let object = match reference.kind {
+        match reference.kind {
+            Kind::Service => self.services.get(&service_key(key)?).map(|s| &s.meta),
+            Kind::EndpointSlice => self.slices.get(key).map(|s| &s.meta),
+            Kind::Pod => self.pods.get(key).map(|s| &s.meta),
+            Kind::StatefulSet => self.statefulsets.get(key).map(|s| &s.meta),
+        }
+    }
+
+    /// [`Self::meta`], to change.
+    fn meta_mut(&mut self, reference: &ObjectRef) -> Option<&mut Meta> {
+        let key = &reference.key;
+        match reference.kind {
+            Kind::Service => self
+                .services
+                .get_mut(&service_key(key)?)
+                .map(|s| &mut s.meta),
+            Kind::EndpointSlice => self.slices.get_mut(key).map(|s| &mut s.meta),
+            Kind::Pod => self.pods.get_mut(key).map(|s| &mut s.meta),
+            Kind::StatefulSet => self.statefulsets.get_mut(key).map(|s| &mut s.meta),
+        }
+    }
+
+    /// Every object's reference with what the state keeps beside it.
+    fn metas(&self) -> impl Iterator<Item = (ObjectRef, &Meta)> {
+        fn reference(kind: Kind, key: &ObjectKey) -> ObjectRef {
+            ObjectRef {
+                kind,
+                key: key.clone(),
+            }
+        }
+        let services = self.services.iter().map(|(key, s)| {
+            let key = ObjectKey {
+                namespace: key.namespace.clone(),
+                name: Arc::from(key.name.as_str()),
+            };
+            (reference(Kind::Service, &key), &s.meta)
+        });
+        let slices =
+            (self.slices.iter()).map(move |(k, s)| (reference(Kind::EndpointSlice, k), &s.meta));
+        let pods = (self.pods.iter()).map(move |(k, s)| (reference(Kind::Pod, k), &s.meta));
+        let statefulsets = (self.statefulsets.iter())
+            .map(move |(k, s)| (reference(Kind::StatefulSet, k), &s.meta));
+        services.chain(slices).chain(pods).chain(statefulsets)
+    }
+
+    /// Takes an object out of the maps and indexes (not its namespace count); returns what the
+    /// state kept beside it and what its absence touches (when `track`).
+    fn take(&mut self, reference: &ObjectRef, track: bool) -> Option<(Meta, Dirty)> {
+        let key = &reference.key;
+        let (object, meta) = match reference.kind {
             Kind::Service => {
-                let service = self.services.remove(&service_key(key)?)?;
-                for (k, v) in service.selector.iter().flatten() {
+                let Stored { object, meta } = self.services.remove(&service_key(key)?)?;
+                for (k, v) in object.selector.iter().flatten() {
                     remove_index(
                         &mut self.services_by_selector,
                         selector_key(&key.namespace, k, v),
-                        &service.key,
+                        &object.key,
                     );
                 }
-                Object::Service(service)
+                (Object::Service(object), meta)
             }
             Kind::EndpointSlice => {
-                let slice = self.slices.remove(key)?;
-                if let Some(service) = &slice.service {
+                let Stored { object, meta } = self.slices.remove(key)?;
+                if let Some(service) = &object.service {
                     let skey = ServiceKey {
                         namespace: key.namespace.clone(),
                         name: service.clone(),
@@ -296,22 +418,30 @@ impl ClusterState {
                         }
                     }
                 }
-                Object::EndpointSlice(slice)
+                (Object::EndpointSlice(object), meta)
             }
             Kind::Pod => {
-                let pod = self.pods.remove(key)?;
-                for (k, v) in pod.labels.iter() {
+                let Stored { object, meta } = self.pods.remove(key)?;
+                for (k, v) in object.labels.iter() {
                     remove_index(
                         &mut self.pods_by_label,
                         (key.namespace.clone(), k.clone(), v.clone()),
                         key,
                     );
                 }
-                Object::Pod(pod)
+                (Object::Pod(object), meta)
             }
-            Kind::StatefulSet => Object::StatefulSet(self.statefulsets.remove(key)?),
+            Kind::StatefulSet => {
+                let Stored { object, meta } = self.statefulsets.remove(key)?;
+                (Object::StatefulSet(object), meta)
+            }
         };
-        Some(self.touched_by(&object))
+        let dirty = if track {
+            self.touched_by(&object)
+        } else {
+            Dirty::default()
+        };
+        Some((meta, dirty))
     }
 
     /// The records an object's presence or absence can change.
@@ -333,8 +463,13 @@ impl ClusterState {
                 dirty.pods.insert(p.key.clone());
                 for (k, v) in p.labels.iter() {
                     let index = (p.key.namespace.clone(), k.clone(), v.clone());
-                    for skey in self.services_by_selector.get(&index).into_iter().flatten() {
-                        let selects = self.services.get(skey).is_some_and(|svc| {
+                    for skey in self
+                        .services_by_selector
+                        .get(&index)
+                        .into_iter()
+                        .flat_map(KeySet::iter)
+                    {
+                        let selects = self.service_by_key(skey).is_some_and(|svc| {
                             svc.selector
                                 .iter()
                                 .flatten()
@@ -367,15 +502,25 @@ impl ClusterState {
             Event::InitDone => {
                 let listed = state.pending.take().unwrap_or_default();
                 state.listed = true;
+                // Into an empty state, everything is new: the builder rebuilds it all, so what
+                // each object touches need not be worked out (a tenth of a large first start).
+                if self.is_empty() {
+                    applied.dirty.everything = true;
+                    for (object, origin) in listed {
+                        let reference = object.reference();
+                        self.upsert_tracked(object, origin, false);
+                        self.said_by(&reference, source);
+                    }
+                    return applied;
+                }
                 let current: HashSet<ObjectRef> =
                     listed.iter().map(|(o, _)| o.reference()).collect();
                 let gone: Vec<ObjectRef> = self
-                    .meta
-                    .iter()
+                    .metas()
                     .filter(|(reference, meta)| {
-                        meta.source.as_ref() == Some(source) && !current.contains(*reference)
+                        meta.source.as_ref() == Some(source) && !current.contains(reference)
                     })
-                    .map(|(reference, _)| reference.clone())
+                    .map(|(reference, _)| reference)
                     .collect();
                 for gone in &gone {
                     if let Some(dirty) = self.delete(gone) {
@@ -406,7 +551,7 @@ impl ClusterState {
 
     /// Records that `source` said the object last.
     fn said_by(&mut self, reference: &ObjectRef, source: &SourceId) {
-        if let Some(meta) = self.meta.get_mut(reference) {
+        if let Some(meta) = self.meta_mut(reference) {
             meta.source = Some(source.clone());
         }
     }
@@ -423,23 +568,23 @@ impl ClusterState {
 
     /// A Pod by key.
     pub fn pod(&self, key: &ObjectKey) -> Option<&Pod> {
-        self.pods.get(key)
+        self.pods.get(key).map(|s| &*s.object)
     }
 
     /// A Service by key.
     pub fn service_by_key(&self, key: &ServiceKey) -> Option<&Service> {
-        self.services.get(key)
+        self.services.get(key).map(|s| &*s.object)
     }
 
     /// Every Service, in key order.
     pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.services.values()
+        self.services.values().map(|s| &*s.object)
     }
 
     /// A Service by namespace and name.
     pub fn service(&self, namespace: &Namespace, name: &str) -> Option<&Service> {
         let name = ServiceName::new(name).ok()?;
-        self.services.get(&ServiceKey {
+        self.service_by_key(&ServiceKey {
             namespace: namespace.clone(),
             name,
         })
@@ -447,17 +592,17 @@ impl ClusterState {
 
     /// Every EndpointSlice.
     pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
-        self.slices.values()
+        self.slices.values().map(|s| &*s.object)
     }
 
     /// Every Pod.
     pub fn pods(&self) -> impl Iterator<Item = &Pod> {
-        self.pods.values()
+        self.pods.values().map(|s| &*s.object)
     }
 
     /// Every StatefulSet.
     pub fn statefulsets(&self) -> impl Iterator<Item = &StatefulSet> {
-        self.statefulsets.values()
+        self.statefulsets.values().map(|s| &*s.object)
     }
 
     /// Namespaces in which any object lives.
@@ -477,7 +622,7 @@ impl ClusterState {
 
     /// Where an object was read from.
     pub fn origin(&self, reference: &ObjectRef) -> Option<&Origin> {
-        self.meta.get(reference).map(|m| &m.origin)
+        self.meta(reference).map(|m| &m.origin)
     }
 
     /// Pods in `namespace` that `matches` selects, using the label index to avoid a scan.
@@ -489,14 +634,10 @@ impl ClusterState {
     ) -> Vec<&'a Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match first_label {
             Some((k, v)) => match self.pods_by_label.get(&selector_key(namespace, k, v)) {
-                Some(keys) => Box::new(keys.iter().filter_map(|key| self.pods.get(key))),
+                Some(keys) => Box::new(keys.iter().filter_map(|key| self.pod(key))),
                 None => Box::new(std::iter::empty()),
             },
-            None => Box::new(
-                self.pods
-                    .values()
-                    .filter(move |p| &p.key.namespace == namespace),
-            ),
+            None => Box::new(self.pods().filter(move |p| &p.key.namespace == namespace)),
         };
         let mut pods: Vec<&Pod> = candidates.filter(|p| matches(p)).collect();
         // In key order, whatever the index's order: the same state gives the same records.
@@ -515,7 +656,7 @@ impl ClusterState {
         if let Some(slice_keys) = self.slices_by_service.get(&service.key) {
             return slice_keys
                 .iter()
-                .filter_map(|k| self.slices.get(k))
+                .filter_map(|k| self.slices.get(k).map(|s| &*s.object))
                 .map(|slice| EndpointGroup {
                     ports: slice.ports.clone(),
                     endpoints: slice
@@ -637,14 +778,17 @@ mod tests {
     #[test]
     fn derived_endpoints_follow_the_endpointslice_controller() {
         let mut state = ClusterState::new();
-        state.insert(Object::Service(service(false)), origin());
-        state.insert(Object::Pod(pod("web-0", "10.0.0.1", true, "web")), origin());
+        state.insert(Object::from(service(false)), origin());
         state.insert(
-            Object::Pod(pod("web-1", "10.0.0.2", false, "web")),
+            Object::from(pod("web-0", "10.0.0.1", true, "web")),
             origin(),
         );
         state.insert(
-            Object::Pod(pod("other-0", "10.0.0.3", true, "other")),
+            Object::from(pod("web-1", "10.0.0.2", false, "web")),
+            origin(),
+        );
+        state.insert(
+            Object::from(pod("other-0", "10.0.0.3", true, "other")),
             origin(),
         );
         let svc = state.services().next().expect("one service").clone();
@@ -666,7 +810,7 @@ mod tests {
             "named targetPort resolved"
         );
 
-        state.insert(Object::Service(service(true)), origin());
+        state.insert(Object::from(service(true)), origin());
         let svc = state.services().next().expect("one service").clone();
         assert!(state.endpoints(&svc).iter().all(|g| g.endpoints[0].ready));
     }
@@ -674,9 +818,15 @@ mod tests {
     #[test]
     fn namespaces_exist_while_objects_do() {
         let mut state = ClusterState::new();
-        state.insert(Object::Pod(pod("web-0", "10.0.0.1", true, "web")), origin());
+        state.insert(
+            Object::from(pod("web-0", "10.0.0.1", true, "web")),
+            origin(),
+        );
         assert_eq!(state.namespaces().count(), 1);
-        let replaced = state.insert(Object::Pod(pod("web-0", "10.0.0.9", true, "web")), origin());
+        let replaced = state.insert(
+            Object::from(pod("web-0", "10.0.0.9", true, "web")),
+            origin(),
+        );
         assert!(
             replaced.is_some(),
             "a second object with the same key replaces the first"
@@ -690,5 +840,79 @@ mod tests {
             },
         });
         assert_eq!(state.namespaces().count(), 0);
+    }
+    #[test]
+    fn a_first_list_into_an_empty_state_rebuilds_everything_and_later_ones_are_precise() {
+        let source = SourceId::new("test");
+        let list = |state: &mut ClusterState, objects: Vec<Object>| {
+            let mut dirty = Dirty::default();
+            dirty.merge(state.apply(&source, Event::Init).dirty);
+            for object in objects {
+                dirty.merge(
+                    state
+                        .apply(&source, Event::InitApply(object, origin()))
+                        .dirty,
+                );
+            }
+            dirty.merge(state.apply(&source, Event::InitDone).dirty);
+            dirty
+        };
+        let objects = || {
+            vec![
+                Object::from(service(false)),
+                Object::from(pod("web-0", "10.0.0.1", true, "web")),
+            ]
+        };
+        let mut state = ClusterState::new();
+        let first = list(&mut state, objects());
+        assert!(first.everything && !first.is_empty());
+        assert!(
+            first.services.is_empty(),
+            "not tracked when everything changed"
+        );
+        assert_eq!(state.len(), 2);
+        assert_eq!(state.origin(&objects()[1].reference()), Some(&origin()));
+
+        let same = list(&mut state, objects());
+        assert!(
+            same.is_empty(),
+            "an unchanged relist changes nothing: {same:?}"
+        );
+
+        let mut changed = objects();
+        changed[1] = Object::from(pod("web-0", "10.0.0.2", true, "web"));
+        let dirty = list(&mut state, changed);
+        assert!(!dirty.everything);
+        assert_eq!(dirty.services.len(), 1, "the Service selecting the Pod");
+
+        // Once emptied, a list is a first list again.
+        let emptied = list(&mut state, Vec::new());
+        assert!(!emptied.everything && emptied.services.len() == 1);
+        assert!(state.is_empty());
+        assert!(list(&mut state, objects()).everything);
+    }
+
+    #[test]
+    fn index_key_sets_keep_one_key_inline_and_grow_and_shrink() {
+        let mut index: HashMap<&str, KeySet<u32>> = HashMap::default();
+        add_index(&mut index, "app", 1);
+        assert!(matches!(index["app"], KeySet::One(1)));
+        add_index(&mut index, "app", 1);
+        assert!(matches!(index["app"], KeySet::One(1)), "a key is kept once");
+        add_index(&mut index, "app", 2);
+        add_index(&mut index, "app", 3);
+        let mut keys: Vec<u32> = index["app"].iter().copied().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [1, 2, 3]);
+        remove_index(&mut index, "app", &2);
+        remove_index(&mut index, "app", &1);
+        assert!(matches!(index["app"], KeySet::One(3)));
+        remove_index(&mut index, "app", &9);
+        assert!(
+            index.contains_key("app"),
+            "removing an absent key keeps the entry"
+        );
+        remove_index(&mut index, "app", &3);
+        assert!(!index.contains_key("app"), "an empty entry goes");
     }
 }

@@ -429,17 +429,42 @@ impl fmt::Display for Origin {
     }
 }
 
-/// One object of the feed, converted to the model.
+/// One object of the feed, converted to the model. Shared (`Arc`): the cluster state and a feed
+/// that must resend it (the manifest feed's last good version of a file) hold one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
     /// A Service.
-    Service(Service),
+    Service(Arc<Service>),
     /// An EndpointSlice.
-    EndpointSlice(EndpointSlice),
+    EndpointSlice(Arc<EndpointSlice>),
     /// A Pod.
-    Pod(Pod),
+    Pod(Arc<Pod>),
     /// A StatefulSet.
-    StatefulSet(StatefulSet),
+    StatefulSet(Arc<StatefulSet>),
+}
+
+impl From<Service> for Object {
+    fn from(service: Service) -> Self {
+        Self::Service(Arc::new(service))
+    }
+}
+
+impl From<EndpointSlice> for Object {
+    fn from(slice: EndpointSlice) -> Self {
+        Self::EndpointSlice(Arc::new(slice))
+    }
+}
+
+impl From<Pod> for Object {
+    fn from(pod: Pod) -> Self {
+        Self::Pod(Arc::new(pod))
+    }
+}
+
+impl From<StatefulSet> for Object {
+    fn from(statefulset: StatefulSet) -> Self {
+        Self::StatefulSet(Arc::new(statefulset))
+    }
 }
 
 impl Object {

@@ -208,6 +208,7 @@ impl Builder {
             self.set(owner, Table::default(), state, &mut regenerated)?;
         }
         let dirty = Dirty {
+            everything: false,
             services: state.services().map(|s| s.key.clone()).collect(),
             namespaces: state.namespaces().cloned().collect(),
             pods: state.pods().map(|p| p.key.clone()).collect(),
@@ -217,6 +218,9 @@ impl Builder {
 
     /// Rebuilds the names of what `dirty` says changed.
     pub fn update(&mut self, state: &ClusterState, dirty: &Dirty) -> Result<(), ProtoError> {
+        if dirty.everything {
+            return self.rebuild(state);
+        }
         // Other owners' records regenerated during this update, each at most once.
         let mut regenerated = HashMap::default();
         let verified = self.config.pods == PodsMode::Verified;

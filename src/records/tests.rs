@@ -596,7 +596,7 @@ fn headless_with(count: usize) -> ClusterState {
     let namespace = Namespace::new("default").expect("valid");
     let mut state = ClusterState::new();
     state.insert(
-        Object::Service(Service {
+        Object::from(Service {
             key: ServiceKey {
                 namespace: namespace.clone(),
                 name: ServiceName::new("web").expect("valid"),
@@ -617,7 +617,7 @@ fn headless_with(count: usize) -> ClusterState {
         })
         .collect();
     state.insert(
-        Object::EndpointSlice(EndpointSlice {
+        Object::from(EndpointSlice {
             key: ObjectKey {
                 namespace,
                 name: Arc::from("web-a"),

@@ -327,7 +327,7 @@ fn measure(
             Inject::Channel(tx) => tx
                 .blocking_send(SourceEvent {
                     source: SourceId::new("bulk"),
-                    event: Event::Apply(Object::Pod(pod), origin()),
+                    event: Event::Apply(Object::from(pod), origin()),
                 })
                 .unwrap(),
             Inject::Stream(file) => file.write_all(watch_line(&pod).as_bytes()).unwrap(),
@@ -430,11 +430,11 @@ fn run(size: &Size, events: usize, gaps: &[Duration], runtime: &tokio::runtime::
     list.extend(
         services
             .iter()
-            .map(|s| send(Event::InitApply(Object::Service(s.clone()), origin()))),
+            .map(|s| send(Event::InitApply(Object::from(s.clone()), origin()))),
     );
     list.extend(
         pods.iter()
-            .map(|p| send(Event::InitApply(Object::Pod(p.object.clone()), origin()))),
+            .map(|p| send(Event::InitApply(Object::from(p.object.clone()), origin()))),
     );
     list.push(send(Event::InitDone));
     let started = Instant::now();
@@ -459,7 +459,7 @@ fn run(size: &Size, events: usize, gaps: &[Duration], runtime: &tokio::runtime::
         ready[index] = !ready[index];
         let mut pod = pods[index].object.clone();
         pod.ready = ready[index];
-        let batch = vec![send(Event::Apply(Object::Pod(pod), origin()))];
+        let batch = vec![send(Event::Apply(Object::from(pod), origin()))];
         let started = Instant::now();
         let serial = runtime.block_on(reconciler.apply(batch)).unwrap();
         publish.push(started.elapsed());

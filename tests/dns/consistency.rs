@@ -70,7 +70,7 @@ fn namespace() -> Namespace {
 }
 
 fn service() -> Object {
-    Object::Service(Service {
+    Object::from(Service {
         key: ServiceKey {
             namespace: namespace(),
             name: ServiceName::new("web").expect("valid"),
@@ -90,7 +90,7 @@ fn service() -> Object {
 /// The Pod of slot `version % SLOTS` at `version`.
 fn pod(version: u64) -> Object {
     let name = format!("web-{}", version % SLOTS);
-    Object::Pod(Pod {
+    Object::from(Pod {
         key: ObjectKey {
             namespace: namespace(),
             name: Arc::from(name.as_str()),

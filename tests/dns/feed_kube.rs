@@ -192,7 +192,7 @@ async fn objects_are_cut_down_to_the_model() {
     assert_eq!(pod.ips, ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
     assert!(pod.ready);
     assert_eq!(
-        pod.hostname.map(|h| h.to_string()).as_deref(),
+        pod.hostname.as_ref().map(|h| h.to_string()).as_deref(),
         Some("web-0")
     );
     assert_eq!(pod.subdomain.as_deref(), Some("web"));

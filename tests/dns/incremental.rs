@@ -229,10 +229,10 @@ fn statefulset(rng: &mut Rng) -> StatefulSet {
 
 fn object(rng: &mut Rng) -> Object {
     match rng.below(10) {
-        0..=2 => Object::Service(service(rng)),
-        3..=6 => Object::Pod(pod(rng)),
-        7 | 8 => Object::EndpointSlice(slice(rng)),
-        _ => Object::StatefulSet(statefulset(rng)),
+        0..=2 => Object::from(service(rng)),
+        3..=6 => Object::from(pod(rng)),
+        7 | 8 => Object::from(slice(rng)),
+        _ => Object::from(statefulset(rng)),
     }
 }
 
@@ -275,7 +275,7 @@ fn step(rng: &mut Rng, state: &ClusterState) -> Step {
                 Some(pod) => {
                     let mut pod = pod.clone();
                     pod.ready = !pod.ready;
-                    event(source, Event::Apply(Object::Pod(pod), origin(source)))
+                    event(source, Event::Apply(Object::from(pod), origin(source)))
                 }
                 None => event(source, Event::Apply(object(rng), origin(source))),
             }
@@ -289,9 +289,9 @@ fn step(rng: &mut Rng, state: &ClusterState) -> Step {
             let existing: Vec<Object> = state
                 .services()
                 .cloned()
-                .map(Object::Service)
-                .chain(state.pods().cloned().map(Object::Pod))
-                .chain(state.endpoint_slices().cloned().map(Object::EndpointSlice))
+                .map(Object::from)
+                .chain(state.pods().cloned().map(Object::from))
+                .chain(state.endpoint_slices().cloned().map(Object::from))
                 .collect();
             for object in existing {
                 if rng.chance(60) {
