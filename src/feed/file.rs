@@ -331,7 +331,7 @@ fn record(
     item_lines: Option<&[usize]>,
 ) {
     match converted {
-        Ok(Document::Object(object)) => loaded.objects.push((object, origin)),
+        Ok(Document::Object(object)) => loaded.push(object, origin),
         Ok(Document::Deprecated(object, hint)) => {
             loaded.problems.push(Problem {
                 severity: Severity::Warning,
@@ -340,7 +340,7 @@ fn record(
                 message: hint,
                 fix: Some("set apiVersion: apps/v1".into()),
             });
-            loaded.objects.push((object, origin));
+            loaded.push(object, origin);
         }
         Ok(Document::List(items)) => {
             for (i, item) in items.into_iter().enumerate() {
@@ -412,8 +412,13 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
     let files = manifest_files(path)?;
     let mut loaded = Loaded::default();
     for file in &files {
-        let mut this = Loaded::default();
+        // One set of shared strings for every file of the load.
+        let mut this = Loaded {
+            strings: std::mem::take(&mut loaded.strings),
+            ..Loaded::default()
+        };
         load_file(&mut this, file)?;
+        loaded.strings = std::mem::take(&mut this.strings);
         let broken = this.problems.iter().any(|p| p.severity == Severity::Error);
         let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| !o.is_empty());
         match last_good.get(file) {
@@ -540,6 +545,7 @@ pub async fn watch(path: PathBuf, source: SourceId, tx: EventSender) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Interner, Pod};
 
     #[test]
     fn json_is_read_with_serde_json_and_keeps_lines() {
@@ -612,6 +618,31 @@ mod tests {
             .collect();
         assert!(errors.is_empty(), "{errors:#?}");
         assert!(loaded.objects.len() >= 20, "{}", loaded.objects.len());
+    }
+
+    #[test]
+    fn objects_of_a_load_share_their_strings() {
+        let loaded = load_embedded();
+        let pods: Vec<&Pod> = loaded
+            .objects
+            .iter()
+            .filter_map(|(object, _)| match object {
+                Object::Pod(pod) => Some(&**pod),
+                _ => None,
+            })
+            .collect();
+        let (first, second) = (pods[0], pods[1]);
+        let label_key = |pod: &Pod| pod.labels.iter().next().expect("labelled").0.clone();
+        assert_eq!(label_key(first), label_key(second), "the same first label");
+        assert!(Arc::ptr_eq(&label_key(first), &label_key(second)));
+        let hostname = first.hostname.as_ref().expect("a hostname");
+        assert_eq!(hostname.as_str(), &*first.key.name);
+        let mut strings = Interner::default();
+        let mut name = first.key.name.clone();
+        strings.share(&mut name);
+        let mut again = Arc::from(hostname.as_str());
+        strings.share(&mut again);
+        assert!(Arc::ptr_eq(&name, &again), "equal text, one string");
     }
 
     #[test]

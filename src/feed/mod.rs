@@ -13,7 +13,7 @@ pub mod stream;
 use std::path::PathBuf;
 
 use crate::model::diagnose::Problem;
-use crate::model::{Object, Origin};
+use crate::model::{Interner, Object, Origin};
 
 /// Input that could not be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,16 @@ pub struct Loaded {
     pub problems: Vec<Problem>,
     /// How many files were read.
     pub files: usize,
+    /// Strings the objects share (see [`Loaded::push`]).
+    pub strings: Interner,
+}
+
+impl Loaded {
+    /// Adds an object read at `origin`, its strings shared with the objects added before.
+    pub fn push(&mut self, mut object: Object, origin: Origin) {
+        object.share_strings(&mut self.strings);
+        self.objects.push((object, origin));
+    }
 }
 
 /// How often a watched path is re-read when file system notifications are not available.

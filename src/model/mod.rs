@@ -244,7 +244,7 @@ impl ClusterState {
         track: bool,
     ) -> (Option<Origin>, Dirty) {
         let reference = object.reference();
-        if self.holds(&object) {
+        if self.refresh(&object) {
             // An object equal to the one it replaces changes nothing but where it was read.
             let meta = self.meta_mut(&reference);
             let replaced = meta.map(|meta| std::mem::replace(&mut meta.origin, origin));
@@ -325,16 +325,25 @@ impl ClusterState {
         Some(dirty)
     }
 
-    /// Whether the state holds `object` as it is (the same `Arc`, or an equal object).
-    fn holds(&self, object: &Object) -> bool {
-        fn same<T: PartialEq>(stored: Option<&Stored<T>>, object: &Arc<T>) -> bool {
-            stored.is_some_and(|s| Arc::ptr_eq(&s.object, object) || *s.object == **object)
+    /// Whether the state holds `object` as it is (the same `Arc`, or an equal object). An equal
+    /// object is replaced by `object`'s `Arc`, so the state shares the copy the feed keeps
+    /// (the manifest feed's last good version) rather than holding an older one beside it.
+    fn refresh(&mut self, object: &Object) -> bool {
+        fn same<T: PartialEq>(stored: Option<&mut Stored<T>>, object: &Arc<T>) -> bool {
+            let Some(stored) = stored else {
+                return false;
+            };
+            let same = Arc::ptr_eq(&stored.object, object) || *stored.object == **object;
+            if same {
+                stored.object = object.clone();
+            }
+            same
         }
         match object {
-            Object::Service(s) => same(self.services.get(&s.key), s),
-            Object::EndpointSlice(s) => same(self.slices.get(&s.key), s),
-            Object::Pod(p) => same(self.pods.get(&p.key), p),
-            Object::StatefulSet(s) => same(self.statefulsets.get(&s.key), s),
+            Object::Service(s) => same(self.services.get_mut(&s.key), s),
+            Object::EndpointSlice(s) => same(self.slices.get_mut(&s.key), s),
+            Object::Pod(p) => same(self.pods.get_mut(&p.key), p),
+            Object::StatefulSet(s) => same(self.statefulsets.get_mut(&s.key), s),
         }
     }
 
@@ -890,6 +899,23 @@ mod tests {
         assert!(!emptied.everything && emptied.services.len() == 1);
         assert!(state.is_empty());
         assert!(list(&mut state, objects()).everything);
+    }
+
+    #[test]
+    fn an_equal_object_replaces_the_stored_one_so_the_feeds_copy_is_shared() {
+        let mut state = ClusterState::new();
+        state.insert(
+            Object::from(pod("web-0", "10.0.0.1", true, "web")),
+            origin(),
+        );
+        let again = Arc::new(pod("web-0", "10.0.0.1", true, "web"));
+        let (replaced, dirty) = state.upsert(Object::Pod(again.clone()), origin());
+        assert!(replaced.is_some() && dirty.is_empty());
+        let stored = state.pods().next().expect("one pod");
+        assert!(
+            std::ptr::eq(stored, &*again),
+            "the state keeps the newest copy"
+        );
     }
 
     #[test]
