@@ -35,7 +35,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::event::{Event, EventSender, SourceEvent, SourceId};
 use crate::model::convert::{self, ConvertError};
 use crate::model::diagnose::{Problem, Severity};
-use crate::model::{Kind, Namespace, Object, ObjectKey, ObjectRef, Origin};
+use crate::model::{Interner, Kind, Namespace, Object, ObjectKey, ObjectRef, Origin};
 
 /// Why a client for the Kubernetes API could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +188,7 @@ async fn watch<K>(
             },
             kind,
             convert,
+            strings: Interner::default(),
         };
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
@@ -233,6 +234,9 @@ struct KindFeed<K> {
     origin: Origin,
     kind: Kind,
     convert: fn(K) -> Result<Object, ConvertError>,
+    /// Strings the objects of the list in progress share (dropped at `InitDone`, so it never
+    /// outgrows one list).
+    strings: Interner,
 }
 
 impl<K: Resource> KindFeed<K> {
@@ -241,14 +245,19 @@ impl<K: Resource> KindFeed<K> {
         match event {
             watcher::Event::Init => {
                 debug!("list started");
+                self.strings = Interner::default();
                 Event::Init
             }
             watcher::Event::InitDone => {
                 info!("list complete");
+                self.strings = Interner::default();
                 Event::InitDone
             }
             watcher::Event::InitApply(object) => match self.object(object) {
-                Ok(object) => Event::InitApply(object, self.origin.clone()),
+                Ok(mut object) => {
+                    object.share_strings(&mut self.strings);
+                    Event::InitApply(object, self.origin.clone())
+                }
                 Err(problem) => Event::Problem(problem),
             },
             watcher::Event::Apply(object) => match self.object(object) {
@@ -338,6 +347,7 @@ mod tests {
             },
             kind: Kind::Pod,
             convert: |p| convert::pod(p).map(Object::from),
+            strings: Interner::default(),
         }
     }
 
@@ -372,6 +382,23 @@ mod tests {
             feed.event(watcher::Event::Apply(pod("web-0", "10.0.0.2"))),
             Event::Apply(Object::Pod(_), _)
         ));
+    }
+
+    #[test]
+    fn the_objects_of_a_list_share_their_strings() {
+        let mut feed = pod_feed();
+        feed.event(watcher::Event::Init);
+        let mut namespaces = Vec::new();
+        for (name, ip) in [("web-0", "10.0.0.1"), ("web-1", "10.0.0.2")] {
+            let Event::InitApply(Object::Pod(p), _) =
+                feed.event(watcher::Event::InitApply(pod(name, ip)))
+            else {
+                panic!("expected InitApply of a Pod")
+            };
+            namespaces.push(p.key.namespace.clone());
+        }
+        assert_eq!(namespaces[0], namespaces[1]);
+        assert!(std::ptr::eq(namespaces[0].as_str(), namespaces[1].as_str()));
     }
 
     #[test]
