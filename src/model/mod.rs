@@ -101,8 +101,12 @@ pub struct ClusterState {
     statefulsets: BTreeMap<ObjectKey, Stored<StatefulSet>>,
     /// EndpointSlices by the Service they name, so a Service finds its slices in one lookup.
     slices_by_service: HashMap<ServiceKey, BTreeSet<ObjectKey>>,
-    /// Pods by (namespace, label, value), so selectors do not scan every Pod.
+    /// Pods by (namespace, label, value), so selectors do not scan every Pod. Only labels whose
+    /// key some Service's selector starts with are indexed (see [`Self::index_label_key`]): a
+    /// StatefulSet Pod's own `pod-name` and `pod-index` labels would otherwise be most of it.
     pods_by_label: HashMap<LabelKey, KeySet<ObjectKey>>,
+    /// The label keys `pods_by_label` indexes: every first key of a selector seen so far.
+    indexed_label_keys: HashSet<Arc<str>>,
     /// Services by each (namespace, label, value) of their selector, so a Pod change finds the
     /// Services it may belong to without a scan.
     services_by_selector: HashMap<LabelKey, KeySet<ServiceKey>>,
@@ -276,6 +280,9 @@ impl ClusterState {
                         s.key.clone(),
                     );
                 }
+                if let Some((k, _)) = s.selector.iter().flatten().next() {
+                    self.index_label_key(k);
+                }
                 self.services
                     .insert(s.key.clone(), Stored { object: s, meta });
             }
@@ -295,6 +302,9 @@ impl ClusterState {
             }
             Object::Pod(p) => {
                 for (k, v) in p.labels.iter() {
+                    if !self.indexed_label_keys.contains(k) {
+                        continue;
+                    }
                     add_index(
                         &mut self.pods_by_label,
                         (p.key.namespace.clone(), k.clone(), v.clone()),
@@ -309,6 +319,26 @@ impl ClusterState {
             }
         }
         (replaced, dirty)
+    }
+
+    /// Indexes the Pods by label `key` from now on (the first key of a selector), adding the
+    /// Pods already held. Never undone: a key stays indexed while the state lives.
+    fn index_label_key(&mut self, key: &str) {
+        if self.indexed_label_keys.contains(key) {
+            return;
+        }
+        let key: Arc<str> = Arc::from(key);
+        for (pod_key, stored) in &self.pods {
+            let labels = stored.object.labels.iter();
+            if let Some((k, v)) = labels.into_iter().find(|(k, _)| **k == key) {
+                add_index(
+                    &mut self.pods_by_label,
+                    (pod_key.namespace.clone(), k.clone(), v.clone()),
+                    pod_key.clone(),
+                );
+            }
+        }
+        self.indexed_label_keys.insert(key);
     }
 
     /// Removes an object; returns what changed, or `None` if there was no such object.
@@ -642,11 +672,13 @@ impl ClusterState {
         matches: impl Fn(&Pod) -> bool + 'a,
     ) -> Vec<&'a Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match first_label {
-            Some((k, v)) => match self.pods_by_label.get(&selector_key(namespace, k, v)) {
-                Some(keys) => Box::new(keys.iter().filter_map(|key| self.pod(key))),
-                None => Box::new(std::iter::empty()),
-            },
-            None => Box::new(self.pods().filter(move |p| &p.key.namespace == namespace)),
+            Some((k, v)) if self.indexed_label_keys.contains(k.as_str()) => {
+                match self.pods_by_label.get(&selector_key(namespace, k, v)) {
+                    Some(keys) => Box::new(keys.iter().filter_map(|key| self.pod(key))),
+                    None => Box::new(std::iter::empty()),
+                }
+            }
+            _ => Box::new(self.pods().filter(move |p| &p.key.namespace == namespace)),
         };
         let mut pods: Vec<&Pod> = candidates.filter(|p| matches(p)).collect();
         // In key order, whatever the index's order: the same state gives the same records.
@@ -916,6 +948,54 @@ mod tests {
             std::ptr::eq(stored, &*again),
             "the state keeps the newest copy"
         );
+    }
+
+    #[test]
+    fn pods_are_indexed_by_the_label_keys_selectors_start_with_even_when_they_came_first() {
+        let mut state = ClusterState::new();
+        let mut labelled = pod("web-0", "10.0.0.1", true, "web");
+        labelled.labels = [
+            ("app".to_owned(), "web".to_owned()),
+            ("tier".to_owned(), "db".to_owned()),
+        ]
+        .into();
+        state.insert(Object::from(labelled), origin());
+        assert!(
+            state.pods_by_label.is_empty(),
+            "no selector yet: nothing indexed"
+        );
+
+        // A Service selecting by `tier` arrives after the Pod: the Pod is indexed then.
+        let mut by_tier = service(false);
+        by_tier.key.name = ServiceName::new("db").expect("valid");
+        by_tier.selector = Some([("tier".to_owned(), "db".to_owned())].into());
+        state.insert(Object::from(by_tier.clone()), origin());
+        assert_eq!(state.pods_by_label.len(), 1, "only the `tier` label");
+        assert_eq!(state.endpoints(&by_tier).len(), 1);
+
+        // One that came after the Service is indexed as it arrives; `app` is still not.
+        state.insert(
+            Object::from(pod("web-1", "10.0.0.2", true, "web")),
+            origin(),
+        );
+        let mut second = pod("web-2", "10.0.0.3", true, "web");
+        second.labels = [("tier".to_owned(), "db".to_owned())].into();
+        state.insert(Object::from(second), origin());
+        assert_eq!(state.endpoints(&by_tier).len(), 2);
+        assert_eq!(state.pods_by_label.len(), 1);
+
+        // A selector's other keys need no index: the first key finds the candidates.
+        state.insert(Object::from(service(false)), origin());
+        let web = state
+            .services()
+            .find(|s| s.key.name.as_str() == "web")
+            .cloned();
+        assert_eq!(
+            state.endpoints(&web.expect("web")).len(),
+            2,
+            "web-0 and web-1"
+        );
+        assert_eq!(state.pods_by_label.len(), 2, "`app: web` and `tier: db`");
     }
 
     #[test]
