@@ -929,11 +929,12 @@ pub fn service(svc: core::Service) -> Result<Service, ConvertError> {
         });
     }
 
+    ports.shrink_to_fit();
     Ok(Service {
         key: ServiceKey { namespace, name },
         kind,
         ports,
-        selector: spec.selector.filter(|s| !s.is_empty()),
+        selector: spec.selector.filter(|s| !s.is_empty()).map(Labels::from),
         publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
     })
 }
@@ -1068,6 +1069,9 @@ pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
         }
     }
 
+    // Kept for the Pod's life: no spare capacity (a pushed-to Vec holds four).
+    ips.shrink_to_fit();
+    container_ports.shrink_to_fit();
     Ok(Pod {
         key,
         labels: pod.metadata.labels.unwrap_or_default().into(),

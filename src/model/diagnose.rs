@@ -191,11 +191,7 @@ pub fn diagnose(state: &ClusterState) -> Vec<Problem> {
         if state.has_slices(&svc.key) {
             continue;
         }
-        let pods = state.pods_matching(&svc.key.namespace, selector.iter().next(), |pod| {
-            selector
-                .iter()
-                .all(|(k, v)| pod.labels.get(k) == Some(v.as_str()))
-        });
+        let pods = state.pods_selected(&svc.key.namespace, selector);
         for pod in pods {
             if pod.ready && !pod.terminating {
                 continue;

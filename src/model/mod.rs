@@ -273,14 +273,14 @@ impl ClusterState {
         let meta = Meta { origin, source };
         match object {
             Object::Service(s) => {
-                for (k, v) in s.selector.iter().flatten() {
+                for (k, v) in s.selector.iter().flat_map(Labels::iter) {
                     add_index(
                         &mut self.services_by_selector,
                         selector_key(&s.key.namespace, k, v),
                         s.key.clone(),
                     );
                 }
-                if let Some((k, _)) = s.selector.iter().flatten().next() {
+                if let Some((k, _)) = s.selector.iter().flat_map(Labels::iter).next() {
                     self.index_label_key(k);
                 }
                 self.services
@@ -432,7 +432,7 @@ impl ClusterState {
         let (object, meta) = match reference.kind {
             Kind::Service => {
                 let Stored { object, meta } = self.services.remove(&service_key(key)?)?;
-                for (k, v) in object.selector.iter().flatten() {
+                for (k, v) in object.selector.iter().flat_map(Labels::iter) {
                     remove_index(
                         &mut self.services_by_selector,
                         selector_key(&key.namespace, k, v),
@@ -509,10 +509,7 @@ impl ClusterState {
                         .flat_map(KeySet::iter)
                     {
                         let selects = self.service_by_key(skey).is_some_and(|svc| {
-                            svc.selector
-                                .iter()
-                                .flatten()
-                                .all(|(k, v)| p.labels.get(k) == Some(v.as_str()))
+                            svc.selector.as_ref().is_none_or(|s| s.selects(&p.labels))
                         });
                         if selects {
                             dirty.services.insert(skey.clone());
@@ -664,15 +661,11 @@ impl ClusterState {
         self.meta(reference).map(|m| &m.origin)
     }
 
-    /// Pods in `namespace` that `matches` selects, using the label index to avoid a scan.
-    pub fn pods_matching<'a>(
-        &'a self,
-        namespace: &Namespace,
-        first_label: Option<(&String, &String)>,
-        matches: impl Fn(&Pod) -> bool + 'a,
-    ) -> Vec<&'a Pod> {
-        let candidates: Box<dyn Iterator<Item = &Pod>> = match first_label {
-            Some((k, v)) if self.indexed_label_keys.contains(k.as_str()) => {
+    /// Pods in `namespace` that `selector` selects, in key order; the label index gives the
+    /// candidates (the Pods with the selector's first label), so no scan.
+    pub fn pods_selected(&self, namespace: &Namespace, selector: &Labels) -> Vec<&Pod> {
+        let candidates: Box<dyn Iterator<Item = &Pod>> = match selector.iter().next() {
+            Some((k, v)) if self.indexed_label_keys.contains(k) => {
                 match self.pods_by_label.get(&selector_key(namespace, k, v)) {
                     Some(keys) => Box::new(keys.iter().filter_map(|key| self.pod(key))),
                     None => Box::new(std::iter::empty()),
@@ -680,7 +673,7 @@ impl ClusterState {
             }
             _ => Box::new(self.pods().filter(move |p| &p.key.namespace == namespace)),
         };
-        let mut pods: Vec<&Pod> = candidates.filter(|p| matches(p)).collect();
+        let mut pods: Vec<&Pod> = candidates.filter(|p| selector.selects(&p.labels)).collect();
         // In key order, whatever the index's order: the same state gives the same records.
         pods.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         pods
@@ -715,11 +708,7 @@ impl ClusterState {
         let Some(selector) = &service.selector else {
             return Vec::new();
         };
-        let pods = self.pods_matching(&service.key.namespace, selector.iter().next(), |pod| {
-            selector
-                .iter()
-                .all(|(k, v)| pod.labels.get(k) == Some(v.as_str()))
-        });
+        let pods = self.pods_selected(&service.key.namespace, selector);
         pods.into_iter()
             .filter(|pod| !pod.ips.is_empty())
             .map(|pod| EndpointGroup {

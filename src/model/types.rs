@@ -210,7 +210,7 @@ pub struct Service {
     /// Its ports.
     pub ports: Vec<ServicePort>,
     /// The Pod selector; `None` when the Service has none (endpoints managed by hand).
-    pub selector: Option<BTreeMap<String, String>>,
+    pub selector: Option<Labels>,
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready_addresses: bool,
 }
@@ -305,6 +305,12 @@ impl Labels {
     /// Whether there is no label.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether these labels, as a Service's selector, select an object labelled `labels`:
+    /// each of them is among `labels`.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        self.iter().all(|(k, v)| labels.get(k) == Some(&**v))
     }
 
     /// Shares the keys' and values' strings with equal ones `strings` has seen.
@@ -542,6 +548,9 @@ impl Object {
                 if let Some(s) = Arc::get_mut(s) {
                     s.key.namespace.share(strings);
                     s.key.name.share(strings);
+                    if let Some(selector) = &mut s.selector {
+                        selector.share(strings);
+                    }
                 }
             }
             Self::EndpointSlice(s) => {

@@ -35,7 +35,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -148,7 +147,7 @@ fn cluster(size: &Size) -> (Vec<Service>, Vec<PodInfo>) {
                     port: 80,
                     target_port: TargetPort::Named("web".into()),
                 }],
-                selector: Some(BTreeMap::from([("app".to_owned(), app.clone())])),
+                selector: Some([("app".to_owned(), app.clone())].into()),
                 publish_not_ready_addresses: false,
             });
             for i in 0..PODS_PER_SERVICE {

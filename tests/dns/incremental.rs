@@ -150,7 +150,7 @@ fn service(rng: &mut Rng) -> Service {
         },
         kind,
         ports,
-        selector: selector(rng),
+        selector: selector(rng).map(Into::into),
         publish_not_ready_addresses: rng.chance(30),
     }
 }
