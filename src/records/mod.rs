@@ -37,7 +37,9 @@ type PendingSet = (Vec<Record>, Vec<Record>);
 /// Records by name and type while a snapshot is being built.
 #[derive(Debug, Default, Clone)]
 struct Table {
-    names: HashMap<LowerName, BTreeMap<RecordTypeKey, PendingSet>>,
+    /// Keyed as the index keys names, so publishing needs no second conversion; an empty map
+    /// is an empty non-terminal.
+    names: HashMap<NameKey, BTreeMap<RecordTypeKey, PendingSet>>,
 }
 
 /// `RecordType` is not `Ord`; its numeric code is.
@@ -46,16 +48,7 @@ type RecordTypeKey = u16;
 impl Table {
     /// Makes `name` exist (an empty non-terminal unless records are added).
     fn touch(&mut self, name: &Name) {
-        self.names.entry(LowerName::from(name)).or_default();
-    }
-
-    /// Makes `name` and every ancestor down to `apex` exist.
-    fn touch_with_ancestors(&mut self, name: &Name, apex: &Name) {
-        let mut current = name.clone();
-        while current.num_labels() > apex.num_labels() {
-            self.touch(&current);
-            current = current.base_name();
-        }
+        self.names.entry(name_key(name)).or_default();
     }
 
     fn add(&mut self, record: Record) {
@@ -63,7 +56,7 @@ impl Table {
     }
 
     fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
-        let node = self.names.entry(LowerName::from(&record.name)).or_default();
+        let node = self.names.entry(name_key(&record.name)).or_default();
         let (records, extra) = node.entry(u16::from(record.record_type())).or_default();
         if !records.contains(&record) {
             records.push(record);
@@ -75,24 +68,38 @@ impl Table {
         }
     }
 
-    /// Makes the parents of every PTR name exist: they are empty non-terminals of the
-    /// reverse zones.
-    fn touch_reverse_parents(&mut self) {
-        let ptr_names: Vec<Name> = self
-            .names
-            .iter()
-            .filter(|(_, sets)| sets.contains_key(&u16::from(RecordType::PTR)))
-            .map(|(name, _)| Name::from(name))
-            .collect();
-        for name in ptr_names {
-            if let Some(apex) = names::reverse_zones()
-                .into_iter()
-                .find(|z| z.zone_of(&name))
-            {
-                self.touch_with_ancestors(&name, &apex);
+    /// Makes the parents of every PTR name exist, down to their reverse zone's apex (one of
+    /// `apexes`): they are empty non-terminals of the reverse zones. Walked on the keys, as
+    /// they need no `Name`: a parent's key is a suffix of its child's.
+    fn touch_reverse_parents(&mut self, apexes: &[NameKey]) {
+        let mut parents = Vec::new();
+        for (key, sets) in &self.names {
+            if !sets.contains_key(&u16::from(RecordType::PTR)) {
+                continue;
+            }
+            let Some(apex) = apexes.iter().find(|apex| key.ends_with(apex)) else {
+                continue;
+            };
+            let mut parent = parent_key(key);
+            while let Some(current) = parent.filter(|p| p.len() > apex.len()) {
+                parents.push(current);
+                parent = parent_key(current);
             }
         }
+        let parents: Vec<NameKey> = parents.into_iter().map(NameKey::from).collect();
+        for parent in parents {
+            self.names.entry(parent).or_default();
+        }
     }
+}
+
+/// The key of a name's parent: the key without its first label (`None` for the root).
+fn parent_key(key: &[u8]) -> Option<&[u8]> {
+    let length = usize::from(*key.first()?);
+    if length == 0 {
+        return None;
+    }
+    key.get(1 + length..)
 }
 
 fn address_record(name: Name, ttl: u32, ip: IpAddr) -> Record {
@@ -166,6 +173,8 @@ pub struct Builder {
     primary: Name,
     /// The apexes' records (they depend on the serial, not on the state).
     zones: Table,
+    /// The index keys of the reverse zones' apexes.
+    reverse_apexes: [NameKey; 2],
     /// The names each owner had at its last update: `true` where it put records.
     contributed: HashMap<Owner, Box<[(NameKey, bool)]>>,
     /// Owners that put records at each name, sorted.
@@ -187,6 +196,7 @@ impl Builder {
             config,
             primary,
             zones: Table::default(),
+            reverse_apexes: names::reverse_zones().map(|apex| name_key(&apex)),
             contributed: HashMap::default(),
             owners: HashMap::default(),
             existence: HashMap::default(),
@@ -257,7 +267,7 @@ impl Builder {
                         let ptr = *zone == self.primary;
                         add_service(&mut table, service, &groups, zone, ttl, ptr)?;
                     }
-                    table.touch_reverse_parents();
+                    table.touch_reverse_parents(&self.reverse_apexes);
                 }
             }
             Owner::Namespace(namespace) => {
@@ -356,19 +366,23 @@ impl Builder {
         state: &ClusterState,
         regenerated: &mut HashMap<Owner, Table>,
     ) -> Result<(), ProtoError> {
-        // Names are keyed by their wire form; a key already in the index is shared, not
-        // stored again.
-        let new_names: Box<[(NameKey, bool)]> = table
+        // A key already in the index is shared, not stored again. Sorted, so the names the
+        // owner no longer has are found by binary search.
+        let mut entries: Vec<(NameKey, NameSets)> = table
             .names
-            .iter()
-            .map(|(name, sets)| {
-                let key = name_key(&Name::from(name));
+            .into_iter()
+            .map(|(key, sets)| {
                 let key = self
                     .names
                     .get_key_value(&key)
                     .map_or(key, |(shared, _)| shared.clone());
-                (key, !sets.is_empty())
+                (key, sets)
             })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let new_names: Box<[(NameKey, bool)]> = entries
+            .iter()
+            .map(|(key, sets)| (key.clone(), !sets.is_empty()))
             .collect();
         let old_names = if new_names.is_empty() {
             self.contributed.remove(&owner)
@@ -407,66 +421,77 @@ impl Builder {
                 *self.existence.entry(name.clone()).or_default() += 1;
             }
         }
-        let mut touched: Vec<&NameKey> = old_names
-            .iter()
-            .chain(&new_names[..])
-            .map(|(n, _)| n)
-            .collect();
-        touched.sort();
-        touched.dedup();
-        for key in touched {
-            self.recompute(key, &owner, &table, state, regenerated)?;
+        for (key, _) in old_names.iter() {
+            if new_names
+                .binary_search_by(|(name, _)| name.cmp(key))
+                .is_err()
+            {
+                self.recompute(key, NameSets::new(), &owner, state, regenerated)?;
+            }
+        }
+        for (key, sets) in entries {
+            self.recompute(&key, sets, &owner, state, regenerated)?;
         }
         Ok(())
     }
 
-    /// Merges the records of a name's owners into its published node: `table` for `changed`,
+    /// Merges the records of a name's owners into its published node: `mine` for `changed`,
     /// regenerated records for the others.
     fn recompute(
         &mut self,
         key: &NameKey,
+        mine: NameSets,
         changed: &Owner,
-        table: &Table,
         state: &ClusterState,
         regenerated: &mut HashMap<Owner, Table>,
     ) -> Result<(), ProtoError> {
-        let Some(name) = key_name(key) else {
-            return Ok(());
-        };
-        let lower = LowerName::from(&name);
-        let mut merged: BTreeMap<RecordTypeKey, PendingSet> = BTreeMap::new();
         let owners = self.owners.get(key).cloned().unwrap_or_default();
-        for owner in &owners {
-            let contribution = if owner == changed {
-                table
-            } else {
-                if !regenerated.contains_key(owner) {
-                    let other = self.table(owner, state)?;
-                    regenerated.insert(owner.clone(), other);
-                }
-                &regenerated[owner]
-            };
-            let Some(sets) = contribution.names.get(&lower) else {
-                continue;
-            };
-            for (record_type, (records, additionals)) in sets {
-                let (into_records, into_additionals) = merged.entry(*record_type).or_default();
-                for record in records {
-                    if !into_records.contains(record) {
-                        into_records.push(record.clone());
+        let merged = match &owners[..] {
+            [] => NameSets::new(),
+            // The common case: one owner, whose records are taken as they are.
+            [only] if only == changed => mine,
+            _ => {
+                let mut merged = NameSets::new();
+                for owner in &owners {
+                    let contribution = if owner == changed {
+                        &mine
+                    } else {
+                        if !regenerated.contains_key(owner) {
+                            let other = self.table(owner, state)?;
+                            regenerated.insert(owner.clone(), other);
+                        }
+                        match regenerated[owner].names.get(key) {
+                            Some(sets) => sets,
+                            None => continue,
+                        }
+                    };
+                    for (record_type, (records, additionals)) in contribution {
+                        let (into_records, into_additionals) =
+                            merged.entry(*record_type).or_default();
+                        for record in records {
+                            if !into_records.contains(record) {
+                                into_records.push(record.clone());
+                            }
+                        }
+                        for record in additionals {
+                            if !into_additionals.contains(record) {
+                                into_additionals.push(record.clone());
+                            }
+                        }
                     }
                 }
-                for record in additionals {
-                    if !into_additionals.contains(record) {
-                        into_additionals.push(record.clone());
-                    }
-                }
+                merged
             }
-        }
+        };
         let exists = !owners.is_empty() || self.existence.contains_key(key);
-        let new = exists.then(|| node(&name, merged));
-        if new.as_ref() == self.names.get(key).map(|n| &**n) {
-            // Unchanged (an empty non-terminal touched again): keep sharing the old node.
+        let current = self.names.get(key);
+        if exists && owners.is_empty() && current.is_some_and(|n| n.is_empty()) {
+            // An empty non-terminal touched again: keep sharing the old node.
+            return Ok(());
+        }
+        let new = exists.then(|| node(merged));
+        if new.as_ref() == current.map(|n| &**n) {
+            // Unchanged: keep sharing the old node.
             return Ok(());
         }
         let previous = match new {
@@ -483,9 +508,12 @@ impl Builder {
     }
 }
 
+/// The record sets at one name, by type.
+type NameSets = BTreeMap<RecordTypeKey, PendingSet>;
+
 /// A published node from merged record sets, each with its response pre-encoded.
-fn node(name: &Name, sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
-    let sets = sets
+fn node(sets: NameSets) -> Node {
+    let sets: Vec<RecordSet> = sets
         .into_values()
         .filter(|(records, _)| !records.is_empty())
         .map(|(records, additionals)| RecordSet {
@@ -494,7 +522,11 @@ fn node(name: &Name, sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
             additionals,
         })
         .collect();
-    Node::new(name, sets)
+    // Every record of a node is owned by the node's name (the question of each answer).
+    match sets.first().map(|set| set.records[0].name.clone()) {
+        Some(name) => Node::new(&name, sets),
+        None => Node::default(),
+    }
 }
 
 /// The name an index key stands for.
