@@ -4,6 +4,7 @@
 //! hostname fallback, SRV weights and additional records are decided here, never per query.
 
 pub mod names;
+mod ownership;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use crate::model::{
     ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
 };
 use crate::snapshot::{Index, NameKey, Node, RecordSet, Snapshot, Zone, name_key};
+use ownership::{OwnerId, Ownership};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -175,18 +177,11 @@ pub struct Builder {
     zones: Table,
     /// The index keys of the reverse zones' apexes.
     reverse_apexes: [NameKey; 2],
-    /// The names each owner had at its last update: `true` where it put records.
-    contributed: HashMap<Owner, Box<[(NameKey, bool)]>>,
-    /// Owners that put records at each name, sorted.
-    owners: HashMap<NameKey, Owners>,
-    /// How many owners make each name exist without records (an empty non-terminal).
-    existence: HashMap<NameKey, usize>,
+    /// The names each owner had at its last update, and the owners of each name.
+    ownership: Ownership,
     names: Index,
     records: usize,
 }
-
-/// The owners of one name: almost always one.
-type Owners = smallvec::SmallVec<[Owner; 1]>;
 
 impl Builder {
     /// An empty index for `config`.
@@ -197,9 +192,7 @@ impl Builder {
             primary,
             zones: Table::default(),
             reverse_apexes: names::reverse_zones().map(|apex| name_key(&apex)),
-            contributed: HashMap::default(),
-            owners: HashMap::default(),
-            existence: HashMap::default(),
+            ownership: Ownership::default(),
             names: Index::default(),
             records: 0,
         }
@@ -208,11 +201,17 @@ impl Builder {
     /// Rebuilds every name of `state`.
     pub fn rebuild(&mut self, state: &ClusterState) -> Result<(), ProtoError> {
         let stale: Vec<Owner> = self
-            .contributed
-            .keys()
+            .ownership
+            .owners()
             .filter(|o| **o != Owner::Zones)
             .cloned()
             .collect();
+        if stale.is_empty() {
+            // A first build: about one name with records per object and zone, plus the PTR
+            // names.
+            self.ownership
+                .reserve(state.len().saturating_mul(self.config.zones.len() + 1));
+        }
         let mut regenerated = HashMap::default();
         for owner in stale {
             self.set(owner, Table::default(), state, &mut regenerated)?;
@@ -380,87 +379,52 @@ impl Builder {
             })
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let new_names: Box<[(NameKey, bool)]> = entries
-            .iter()
-            .map(|(key, sets)| (key.clone(), !sets.is_empty()))
-            .collect();
-        let old_names = if new_names.is_empty() {
-            self.contributed.remove(&owner)
-        } else {
-            self.contributed.insert(owner.clone(), new_names.clone())
-        }
-        .unwrap_or_default();
-        // What this owner put at each name before and now: records, or just existence (an
-        // empty non-terminal). Existence is counted, not listed: the parents of reverse names
-        // (`10.in-addr.arpa.`) are shared by every Service, and listing them would make each
-        // publish cost as much as the cluster.
-        for (name, has_records) in &old_names {
-            if *has_records {
-                if let Some(list) = self.owners.get_mut(name) {
-                    list.retain(|o| *o != owner);
-                    if list.is_empty() {
-                        self.owners.remove(name);
-                    }
-                }
-            } else if let Some(count) = self.existence.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
-                    self.existence.remove(name);
-                }
-            }
-        }
-        for (name, has_records) in &new_names {
-            if *has_records {
-                // Kept sorted, so a name with several owners merges their records in the same
-                // order however the owners came: incremental and from-scratch builds agree.
-                let list = self.owners.entry(name.clone()).or_default();
-                if let Err(at) = list.binary_search(&owner) {
-                    list.insert(at, owner.clone());
-                }
-            } else {
-                *self.existence.entry(name.clone()).or_default() += 1;
-            }
-        }
-        for (key, _) in old_names.iter() {
-            if new_names
-                .binary_search_by(|(name, _)| name.cmp(key))
-                .is_err()
-            {
-                self.recompute(key, NameSets::new(), &owner, state, regenerated)?;
+        let (records, empty): (Vec<&(NameKey, NameSets)>, Vec<_>) =
+            entries.iter().partition(|(_, sets)| !sets.is_empty());
+        let (old_records, old_empty) = self.ownership.replace(
+            &owner,
+            records.into_iter().map(|(key, _)| key.clone()).collect(),
+            empty.into_iter().map(|(key, _)| key.clone()).collect(),
+        );
+        let changed = self.ownership.id(&owner);
+        for key in old_records.iter().chain(&old_empty[..]) {
+            if entries.binary_search_by(|(name, _)| name.cmp(key)).is_err() {
+                self.recompute(key, NameSets::new(), changed, state, regenerated)?;
             }
         }
         for (key, sets) in entries {
-            self.recompute(&key, sets, &owner, state, regenerated)?;
+            self.recompute(&key, sets, changed, state, regenerated)?;
         }
         Ok(())
     }
 
-    /// Merges the records of a name's owners into its published node: `mine` for `changed`,
-    /// regenerated records for the others.
+    /// Merges the records of a name's owners into its published node: `mine` for `changed`
+    /// (the owner being set, `None` once it has no names), regenerated records for the others.
     fn recompute(
         &mut self,
         key: &NameKey,
         mine: NameSets,
-        changed: &Owner,
+        changed: Option<OwnerId>,
         state: &ClusterState,
         regenerated: &mut HashMap<Owner, Table>,
     ) -> Result<(), ProtoError> {
-        let owners = self.owners.get(key).cloned().unwrap_or_default();
+        let owners = self.ownership.of(key);
         let merged = match &owners[..] {
             [] => NameSets::new(),
             // The common case: one owner, whose records are taken as they are.
-            [only] if only == changed => mine,
+            [only] if Some(*only) == changed => mine,
             _ => {
                 let mut merged = NameSets::new();
-                for owner in &owners {
-                    let contribution = if owner == changed {
+                for id in &owners {
+                    let contribution = if Some(*id) == changed {
                         &mine
                     } else {
-                        if !regenerated.contains_key(owner) {
-                            let other = self.table(owner, state)?;
+                        let owner = self.ownership.owner(*id).clone();
+                        if !regenerated.contains_key(&owner) {
+                            let other = self.table(&owner, state)?;
                             regenerated.insert(owner.clone(), other);
                         }
-                        match regenerated[owner].names.get(key) {
+                        match regenerated[&owner].names.get(key) {
                             Some(sets) => sets,
                             None => continue,
                         }
@@ -483,7 +447,7 @@ impl Builder {
                 merged
             }
         };
-        let exists = !owners.is_empty() || self.existence.contains_key(key);
+        let exists = !owners.is_empty() || self.ownership.exists(key);
         let current = self.names.get(key);
         if exists && owners.is_empty() && current.is_some_and(|n| n.is_empty()) {
             // An empty non-terminal touched again: keep sharing the old node.
