@@ -34,7 +34,84 @@ const SOA_RETRY: i32 = 1800;
 const SOA_EXPIRE: i32 = 86400;
 
 /// The records of one type at one name, and their additional-section records.
-type PendingSet = (Vec<Record>, Vec<Record>);
+#[derive(Debug, Default, Clone)]
+struct PendingSet {
+    /// All owned by the set's name, so they are told apart by their data.
+    records: Distinct,
+    additionals: Distinct,
+}
+
+/// Records without duplicates (as `Record`'s `==` sees them), in the order first added.
+#[derive(Debug, Default, Clone)]
+struct Distinct {
+    list: Vec<Record>,
+    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic.
+    hashes: Option<foldhash::HashSet<u64>>,
+}
+
+/// From this many records a [`Distinct`] looks duplicates up by hash rather than by scanning.
+const HASHED_FROM: usize = 16;
+
+impl Distinct {
+    /// Adds `record` unless it is there already. `same_owner` says every record here has the
+    /// same name (told apart by data alone).
+    fn insert(&mut self, record: Record, same_owner: bool) {
+        let hash = |r: &Record| {
+            use std::hash::BuildHasher;
+            let state = foldhash::fast::FixedState::default();
+            if same_owner {
+                state.hash_one(&r.data)
+            } else {
+                state.hash_one((&r.name, &r.data))
+            }
+        };
+        if self.hashes.is_none() && self.list.len() >= HASHED_FROM {
+            self.hashes = Some(self.list.iter().map(hash).collect());
+        }
+        let scan = match &mut self.hashes {
+            // A new hash is a new record; a known one is most likely a duplicate: confirm.
+            Some(hashes) => !hashes.insert(hash(&record)),
+            None => true,
+        };
+        if scan
+            && self
+                .list
+                .iter()
+                .any(|r| same_record(r, &record, same_owner))
+        {
+            return;
+        }
+        self.list.push(record);
+    }
+}
+
+/// `a == b` for records (name, class and data), cheaper for what the builder compares most:
+/// names are told apart by their first label before the whole name is compared.
+fn same_record(a: &Record, b: &Record, same_owner: bool) -> bool {
+    a.dns_class == b.dns_class
+        && (same_owner || same_name(&a.name, &b.name))
+        && match (&a.data, &b.data) {
+            (RData::SRV(x), RData::SRV(y)) => {
+                x.priority == y.priority
+                    && x.weight == y.weight
+                    && x.port == y.port
+                    && same_name(&x.target, &y.target)
+            }
+            (RData::PTR(x), RData::PTR(y)) => same_name(&x.0, &y.0),
+            (x, y) => x == y,
+        }
+}
+
+/// `a == b` for names, testing the first label first: sibling names differ there.
+fn same_name(a: &Name, b: &Name) -> bool {
+    a.num_labels() == b.num_labels()
+        && a.len() == b.len()
+        && a.iter()
+            .next()
+            .unwrap_or_default()
+            .eq_ignore_ascii_case(b.iter().next().unwrap_or_default())
+        && a == b
+}
 
 /// Records by name and type while a snapshot is being built.
 #[derive(Debug, Default, Clone)]
@@ -59,14 +136,10 @@ impl Table {
 
     fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
         let node = self.names.entry(name_key(&record.name)).or_default();
-        let (records, extra) = node.entry(u16::from(record.record_type())).or_default();
-        if !records.contains(&record) {
-            records.push(record);
-        }
+        let set = node.entry(u16::from(record.record_type())).or_default();
+        set.records.insert(record, true);
         for add in additionals {
-            if !extra.contains(&add) {
-                extra.push(add);
-            }
+            set.additionals.insert(add, false);
         }
     }
 
@@ -429,18 +502,13 @@ impl Builder {
                             None => continue,
                         }
                     };
-                    for (record_type, (records, additionals)) in contribution {
-                        let (into_records, into_additionals) =
-                            merged.entry(*record_type).or_default();
-                        for record in records {
-                            if !into_records.contains(record) {
-                                into_records.push(record.clone());
-                            }
+                    for (record_type, set) in contribution {
+                        let into = merged.entry(*record_type).or_default();
+                        for record in &set.records.list {
+                            into.records.insert(record.clone(), true);
                         }
-                        for record in additionals {
-                            if !into_additionals.contains(record) {
-                                into_additionals.push(record.clone());
-                            }
+                        for record in &set.additionals.list {
+                            into.additionals.insert(record.clone(), false);
                         }
                     }
                 }
@@ -479,11 +547,11 @@ type NameSets = BTreeMap<RecordTypeKey, PendingSet>;
 fn node(sets: NameSets) -> Node {
     let sets: Vec<RecordSet> = sets
         .into_values()
-        .filter(|(records, _)| !records.is_empty())
-        .map(|(records, additionals)| RecordSet {
-            record_type: records[0].record_type(),
-            records,
-            additionals,
+        .filter(|set| !set.records.list.is_empty())
+        .map(|set| RecordSet {
+            record_type: set.records.list[0].record_type(),
+            records: set.records.list,
+            additionals: set.additionals.list,
         })
         .collect();
     // Every record of a node is owned by the node's name (the question of each answer).
