@@ -135,7 +135,13 @@ impl Table {
     }
 
     fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
-        let node = self.names.entry(name_key(&record.name)).or_default();
+        self.add_at(&name_key(&record.name), record, additionals);
+    }
+
+    /// Adds `record`, whose name has the index key `key`: for a caller adding many records at
+    /// one name, which converts the name once.
+    fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
+        let node = self.names.entry(key.clone()).or_default();
         let set = node.entry(u16::from(record.record_type())).or_default();
         set.records.insert(record, true);
         for add in additionals {
@@ -577,13 +583,14 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
     if candidates.is_empty() {
         return;
     }
+    let key = name_key(owner);
     // `_<port>._<proto>.<svc>…` hangs below the empty non-terminal `_<proto>.<svc>…`.
-    if owner
-        .iter()
-        .next()
-        .is_some_and(|label| label.starts_with(b"_"))
+    if let Some(parent) = key
+        .get(1..)
+        .filter(|labels| labels.starts_with(b"_"))
+        .and_then(|_| parent_key(&key))
     {
-        table.touch(&owner.base_name());
+        table.names.entry(NameKey::from(parent)).or_default();
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
@@ -596,7 +603,8 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
             .iter()
             .map(|ip| address_record(target.name.clone(), ttl, *ip))
             .collect();
-        table.add_with_additionals(
+        table.add_at(
+            &key,
             Record::from_rdata(
                 owner.clone(),
                 ttl,
@@ -702,10 +710,15 @@ fn add_headless(
     // Peers in StatefulSet ordinal order, so every answer lists them the same way.
     published.sort_by(|a, b| names::ordinal_order(&a.0).cmp(&names::ordinal_order(&b.0)));
 
+    let service_key = name_key(service_name);
     for (_, endpoint) in &published {
         for target in &endpoint.targets {
             for ip in &target.addresses {
-                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add_at(
+                    &service_key,
+                    address_record(service_name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 table.add(address_record(target.name.clone(), ttl, *ip));
                 if ptr {
                     table.add(Record::from_rdata(
