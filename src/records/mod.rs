@@ -4,6 +4,7 @@
 //! hostname fallback, SRV weights and additional records are decided here, never per query.
 
 pub mod names;
+mod ownership;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use crate::model::{
     ClusterState, Dirty, EndpointGroup, Namespace, ObjectKey, Service, ServiceKey, ServiceKind,
 };
 use crate::snapshot::{Index, NameKey, Node, RecordSet, Snapshot, Zone, name_key};
+use ownership::{OwnerId, Ownership};
 
 /// The version of the Kubernetes DNS schema we implement, served at `dns-version.<zone>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -32,12 +34,91 @@ const SOA_RETRY: i32 = 1800;
 const SOA_EXPIRE: i32 = 86400;
 
 /// The records of one type at one name, and their additional-section records.
-type PendingSet = (Vec<Record>, Vec<Record>);
+#[derive(Debug, Default, Clone)]
+struct PendingSet {
+    /// All owned by the set's name, so they are told apart by their data.
+    records: Distinct,
+    additionals: Distinct,
+}
+
+/// Records without duplicates (as `Record`'s `==` sees them), in the order first added.
+#[derive(Debug, Default, Clone)]
+struct Distinct {
+    list: Vec<Record>,
+    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic.
+    hashes: Option<foldhash::HashSet<u64>>,
+}
+
+/// From this many records a [`Distinct`] looks duplicates up by hash rather than by scanning.
+const HASHED_FROM: usize = 16;
+
+impl Distinct {
+    /// Adds `record` unless it is there already. `same_owner` says every record here has the
+    /// same name (told apart by data alone).
+    fn insert(&mut self, record: Record, same_owner: bool) {
+        let hash = |r: &Record| {
+            use std::hash::BuildHasher;
+            let state = foldhash::fast::FixedState::default();
+            if same_owner {
+                state.hash_one(&r.data)
+            } else {
+                state.hash_one((&r.name, &r.data))
+            }
+        };
+        if self.hashes.is_none() && self.list.len() >= HASHED_FROM {
+            self.hashes = Some(self.list.iter().map(hash).collect());
+        }
+        let scan = match &mut self.hashes {
+            // A new hash is a new record; a known one is most likely a duplicate: confirm.
+            Some(hashes) => !hashes.insert(hash(&record)),
+            None => true,
+        };
+        if scan
+            && self
+                .list
+                .iter()
+                .any(|r| same_record(r, &record, same_owner))
+        {
+            return;
+        }
+        self.list.push(record);
+    }
+}
+
+/// `a == b` for records (name, class and data), cheaper for what the builder compares most:
+/// names are told apart by their first label before the whole name is compared.
+fn same_record(a: &Record, b: &Record, same_owner: bool) -> bool {
+    a.dns_class == b.dns_class
+        && (same_owner || same_name(&a.name, &b.name))
+        && match (&a.data, &b.data) {
+            (RData::SRV(x), RData::SRV(y)) => {
+                x.priority == y.priority
+                    && x.weight == y.weight
+                    && x.port == y.port
+                    && same_name(&x.target, &y.target)
+            }
+            (RData::PTR(x), RData::PTR(y)) => same_name(&x.0, &y.0),
+            (x, y) => x == y,
+        }
+}
+
+/// `a == b` for names, testing the first label first: sibling names differ there.
+fn same_name(a: &Name, b: &Name) -> bool {
+    a.num_labels() == b.num_labels()
+        && a.len() == b.len()
+        && a.iter()
+            .next()
+            .unwrap_or_default()
+            .eq_ignore_ascii_case(b.iter().next().unwrap_or_default())
+        && a == b
+}
 
 /// Records by name and type while a snapshot is being built.
 #[derive(Debug, Default, Clone)]
 struct Table {
-    names: HashMap<LowerName, BTreeMap<RecordTypeKey, PendingSet>>,
+    /// Keyed as the index keys names, so publishing needs no second conversion; an empty map
+    /// is an empty non-terminal.
+    names: HashMap<NameKey, BTreeMap<RecordTypeKey, PendingSet>>,
 }
 
 /// `RecordType` is not `Ord`; its numeric code is.
@@ -46,16 +127,7 @@ type RecordTypeKey = u16;
 impl Table {
     /// Makes `name` exist (an empty non-terminal unless records are added).
     fn touch(&mut self, name: &Name) {
-        self.names.entry(LowerName::from(name)).or_default();
-    }
-
-    /// Makes `name` and every ancestor down to `apex` exist.
-    fn touch_with_ancestors(&mut self, name: &Name, apex: &Name) {
-        let mut current = name.clone();
-        while current.num_labels() > apex.num_labels() {
-            self.touch(&current);
-            current = current.base_name();
-        }
+        self.names.entry(name_key(name)).or_default();
     }
 
     fn add(&mut self, record: Record) {
@@ -63,36 +135,52 @@ impl Table {
     }
 
     fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
-        let node = self.names.entry(LowerName::from(&record.name)).or_default();
-        let (records, extra) = node.entry(u16::from(record.record_type())).or_default();
-        if !records.contains(&record) {
-            records.push(record);
-        }
+        self.add_at(&name_key(&record.name), record, additionals);
+    }
+
+    /// Adds `record`, whose name has the index key `key`: for a caller adding many records at
+    /// one name, which converts the name once.
+    fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
+        let node = self.names.entry(key.clone()).or_default();
+        let set = node.entry(u16::from(record.record_type())).or_default();
+        set.records.insert(record, true);
         for add in additionals {
-            if !extra.contains(&add) {
-                extra.push(add);
-            }
+            set.additionals.insert(add, false);
         }
     }
 
-    /// Makes the parents of every PTR name exist: they are empty non-terminals of the
-    /// reverse zones.
-    fn touch_reverse_parents(&mut self) {
-        let ptr_names: Vec<Name> = self
-            .names
-            .iter()
-            .filter(|(_, sets)| sets.contains_key(&u16::from(RecordType::PTR)))
-            .map(|(name, _)| Name::from(name))
-            .collect();
-        for name in ptr_names {
-            if let Some(apex) = names::reverse_zones()
-                .into_iter()
-                .find(|z| z.zone_of(&name))
-            {
-                self.touch_with_ancestors(&name, &apex);
+    /// Makes the parents of every PTR name exist, down to their reverse zone's apex (one of
+    /// `apexes`): they are empty non-terminals of the reverse zones. Walked on the keys, as
+    /// they need no `Name`: a parent's key is a suffix of its child's.
+    fn touch_reverse_parents(&mut self, apexes: &[NameKey]) {
+        let mut parents = Vec::new();
+        for (key, sets) in &self.names {
+            if !sets.contains_key(&u16::from(RecordType::PTR)) {
+                continue;
+            }
+            let Some(apex) = apexes.iter().find(|apex| key.ends_with(apex)) else {
+                continue;
+            };
+            let mut parent = parent_key(key);
+            while let Some(current) = parent.filter(|p| p.len() > apex.len()) {
+                parents.push(current);
+                parent = parent_key(current);
             }
         }
+        let parents: Vec<NameKey> = parents.into_iter().map(NameKey::from).collect();
+        for parent in parents {
+            self.names.entry(parent).or_default();
+        }
     }
+}
+
+/// The key of a name's parent: the key without its first label (`None` for the root).
+fn parent_key(key: &[u8]) -> Option<&[u8]> {
+    let length = usize::from(*key.first()?);
+    if length == 0 {
+        return None;
+    }
+    key.get(1 + length..)
 }
 
 fn address_record(name: Name, ttl: u32, ip: IpAddr) -> Record {
@@ -166,18 +254,13 @@ pub struct Builder {
     primary: Name,
     /// The apexes' records (they depend on the serial, not on the state).
     zones: Table,
-    /// The names each owner had at its last update: `true` where it put records.
-    contributed: HashMap<Owner, Box<[(NameKey, bool)]>>,
-    /// Owners that put records at each name, sorted.
-    owners: HashMap<NameKey, Owners>,
-    /// How many owners make each name exist without records (an empty non-terminal).
-    existence: HashMap<NameKey, usize>,
+    /// The index keys of the reverse zones' apexes.
+    reverse_apexes: [NameKey; 2],
+    /// The names each owner had at its last update, and the owners of each name.
+    ownership: Ownership,
     names: Index,
     records: usize,
 }
-
-/// The owners of one name: almost always one.
-type Owners = smallvec::SmallVec<[Owner; 1]>;
 
 impl Builder {
     /// An empty index for `config`.
@@ -187,9 +270,8 @@ impl Builder {
             config,
             primary,
             zones: Table::default(),
-            contributed: HashMap::default(),
-            owners: HashMap::default(),
-            existence: HashMap::default(),
+            reverse_apexes: names::reverse_zones().map(|apex| name_key(&apex)),
+            ownership: Ownership::default(),
             names: Index::default(),
             records: 0,
         }
@@ -198,11 +280,17 @@ impl Builder {
     /// Rebuilds every name of `state`.
     pub fn rebuild(&mut self, state: &ClusterState) -> Result<(), ProtoError> {
         let stale: Vec<Owner> = self
-            .contributed
-            .keys()
+            .ownership
+            .owners()
             .filter(|o| **o != Owner::Zones)
             .cloned()
             .collect();
+        if stale.is_empty() {
+            // A first build: about one name with records per object and zone, plus the PTR
+            // names.
+            self.ownership
+                .reserve(state.len().saturating_mul(self.config.zones.len() + 1));
+        }
         let mut regenerated = HashMap::default();
         for owner in stale {
             self.set(owner, Table::default(), state, &mut regenerated)?;
@@ -261,7 +349,7 @@ impl Builder {
                         let ptr = *zone == self.primary;
                         add_service(&mut table, service, &groups, zone, ttl, ptr)?;
                     }
-                    table.touch_reverse_parents();
+                    table.touch_reverse_parents(&self.reverse_apexes);
                 }
             }
             Owner::Namespace(namespace) => {
@@ -360,117 +448,92 @@ impl Builder {
         state: &ClusterState,
         regenerated: &mut HashMap<Owner, Table>,
     ) -> Result<(), ProtoError> {
-        // Names are keyed by their wire form; a key already in the index is shared, not
-        // stored again.
-        let new_names: Box<[(NameKey, bool)]> = table
+        // A key already in the index is shared, not stored again. Sorted, so the names the
+        // owner no longer has are found by binary search.
+        let mut entries: Vec<(NameKey, NameSets)> = table
             .names
-            .iter()
-            .map(|(name, sets)| {
-                let key = name_key(&Name::from(name));
+            .into_iter()
+            .map(|(key, sets)| {
                 let key = self
                     .names
                     .get_key_value(&key)
                     .map_or(key, |(shared, _)| shared.clone());
-                (key, !sets.is_empty())
+                (key, sets)
             })
             .collect();
-        let old_names = if new_names.is_empty() {
-            self.contributed.remove(&owner)
-        } else {
-            self.contributed.insert(owner.clone(), new_names.clone())
-        }
-        .unwrap_or_default();
-        // What this owner put at each name before and now: records, or just existence (an
-        // empty non-terminal). Existence is counted, not listed: the parents of reverse names
-        // (`10.in-addr.arpa.`) are shared by every Service, and listing them would make each
-        // publish cost as much as the cluster.
-        for (name, has_records) in &old_names {
-            if *has_records {
-                if let Some(list) = self.owners.get_mut(name) {
-                    list.retain(|o| *o != owner);
-                    if list.is_empty() {
-                        self.owners.remove(name);
-                    }
-                }
-            } else if let Some(count) = self.existence.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
-                    self.existence.remove(name);
-                }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (records, empty): (Vec<&(NameKey, NameSets)>, Vec<_>) =
+            entries.iter().partition(|(_, sets)| !sets.is_empty());
+        let (old_records, old_empty) = self.ownership.replace(
+            &owner,
+            records.into_iter().map(|(key, _)| key.clone()).collect(),
+            empty.into_iter().map(|(key, _)| key.clone()).collect(),
+        );
+        let changed = self.ownership.id(&owner);
+        for key in old_records.iter().chain(&old_empty[..]) {
+            if entries.binary_search_by(|(name, _)| name.cmp(key)).is_err() {
+                self.recompute(key, NameSets::new(), changed, state, regenerated)?;
             }
         }
-        for (name, has_records) in &new_names {
-            if *has_records {
-                // Kept sorted, so a name with several owners merges their records in the same
-                // order however the owners came: incremental and from-scratch builds agree.
-                let list = self.owners.entry(name.clone()).or_default();
-                if let Err(at) = list.binary_search(&owner) {
-                    list.insert(at, owner.clone());
-                }
-            } else {
-                *self.existence.entry(name.clone()).or_default() += 1;
-            }
-        }
-        let mut touched: Vec<&NameKey> = old_names
-            .iter()
-            .chain(&new_names[..])
-            .map(|(n, _)| n)
-            .collect();
-        touched.sort();
-        touched.dedup();
-        for key in touched {
-            self.recompute(key, &owner, &table, state, regenerated)?;
+        for (key, sets) in entries {
+            self.recompute(&key, sets, changed, state, regenerated)?;
         }
         Ok(())
     }
 
-    /// Merges the records of a name's owners into its published node: `table` for `changed`,
-    /// regenerated records for the others.
+    /// Merges the records of a name's owners into its published node: `mine` for `changed`
+    /// (the owner being set, `None` once it has no names), regenerated records for the others.
     fn recompute(
         &mut self,
         key: &NameKey,
-        changed: &Owner,
-        table: &Table,
+        mine: NameSets,
+        changed: Option<OwnerId>,
         state: &ClusterState,
         regenerated: &mut HashMap<Owner, Table>,
     ) -> Result<(), ProtoError> {
-        let Some(name) = key_name(key) else {
-            return Ok(());
-        };
-        let lower = LowerName::from(&name);
-        let mut merged: BTreeMap<RecordTypeKey, PendingSet> = BTreeMap::new();
-        let owners = self.owners.get(key).cloned().unwrap_or_default();
-        for owner in &owners {
-            let contribution = if owner == changed {
-                table
-            } else {
-                if !regenerated.contains_key(owner) {
-                    let other = self.table(owner, state)?;
-                    regenerated.insert(owner.clone(), other);
-                }
-                &regenerated[owner]
-            };
-            let Some(sets) = contribution.names.get(&lower) else {
-                continue;
-            };
-            for (record_type, (records, additionals)) in sets {
-                let (into_records, into_additionals) = merged.entry(*record_type).or_default();
-                for record in records {
-                    if !into_records.contains(record) {
-                        into_records.push(record.clone());
+        let owners = self.ownership.of(key);
+        let merged = match &owners[..] {
+            [] => NameSets::new(),
+            // The common case: one owner, whose records are taken as they are.
+            [only] if Some(*only) == changed => mine,
+            _ => {
+                let mut merged = NameSets::new();
+                for id in &owners {
+                    let contribution = if Some(*id) == changed {
+                        &mine
+                    } else {
+                        let owner = self.ownership.owner(*id).clone();
+                        if !regenerated.contains_key(&owner) {
+                            let other = self.table(&owner, state)?;
+                            regenerated.insert(owner.clone(), other);
+                        }
+                        match regenerated[&owner].names.get(key) {
+                            Some(sets) => sets,
+                            None => continue,
+                        }
+                    };
+                    for (record_type, set) in contribution {
+                        let into = merged.entry(*record_type).or_default();
+                        for record in &set.records.list {
+                            into.records.insert(record.clone(), true);
+                        }
+                        for record in &set.additionals.list {
+                            into.additionals.insert(record.clone(), false);
+                        }
                     }
                 }
-                for record in additionals {
-                    if !into_additionals.contains(record) {
-                        into_additionals.push(record.clone());
-                    }
-                }
+                merged
             }
+        };
+        let exists = !owners.is_empty() || self.ownership.exists(key);
+        let current = self.names.get(key);
+        if exists && owners.is_empty() && current.is_some_and(|n| n.is_empty()) {
+            // An empty non-terminal touched again: keep sharing the old node.
+            return Ok(());
         }
-        let exists = !owners.is_empty() || self.existence.contains_key(key);
-        let new = exists.then(|| node(&name, merged));
-        if new.as_ref() == self.names.get(key).map(|n| &**n) {
-            // Unchanged (an empty non-terminal touched again): keep sharing the old node.
+        let new = exists.then(|| node(merged));
+        if new.as_ref() == current.map(|n| &**n) {
+            // Unchanged: keep sharing the old node.
             return Ok(());
         }
         let previous = match new {
@@ -487,18 +550,25 @@ impl Builder {
     }
 }
 
+/// The record sets at one name, by type.
+type NameSets = BTreeMap<RecordTypeKey, PendingSet>;
+
 /// A published node from merged record sets, each with its response pre-encoded.
-fn node(name: &Name, sets: BTreeMap<RecordTypeKey, PendingSet>) -> Node {
-    let sets = sets
+fn node(sets: NameSets) -> Node {
+    let sets: Vec<RecordSet> = sets
         .into_values()
-        .filter(|(records, _)| !records.is_empty())
-        .map(|(records, additionals)| RecordSet {
-            record_type: records[0].record_type(),
-            records,
-            additionals,
+        .filter(|set| !set.records.list.is_empty())
+        .map(|set| RecordSet {
+            record_type: set.records.list[0].record_type(),
+            records: set.records.list,
+            additionals: set.additionals.list,
         })
         .collect();
-    Node::new(name, sets)
+    // Every record of a node is owned by the node's name (the question of each answer).
+    match sets.first().map(|set| set.records[0].name.clone()) {
+        Some(name) => Node::new(&name, sets),
+        None => Node::default(),
+    }
 }
 
 /// The name an index key stands for.
@@ -517,13 +587,14 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
     if candidates.is_empty() {
         return;
     }
+    let key = name_key(owner);
     // `_<port>._<proto>.<svc>…` hangs below the empty non-terminal `_<proto>.<svc>…`.
-    if owner
-        .iter()
-        .next()
-        .is_some_and(|label| label.starts_with(b"_"))
+    if let Some(parent) = key
+        .get(1..)
+        .filter(|labels| labels.starts_with(b"_"))
+        .and_then(|_| parent_key(&key))
     {
-        table.touch(&owner.base_name());
+        table.names.entry(NameKey::from(parent)).or_default();
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
@@ -536,7 +607,8 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
             .iter()
             .map(|ip| address_record(target.name.clone(), ttl, *ip))
             .collect();
-        table.add_with_additionals(
+        table.add_at(
+            &key,
             Record::from_rdata(
                 owner.clone(),
                 ttl,
@@ -642,10 +714,15 @@ fn add_headless(
     // Peers in StatefulSet ordinal order, so every answer lists them the same way.
     published.sort_by(|a, b| names::ordinal_order(&a.0).cmp(&names::ordinal_order(&b.0)));
 
+    let service_key = name_key(service_name);
     for (_, endpoint) in &published {
         for target in &endpoint.targets {
             for ip in &target.addresses {
-                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add_at(
+                    &service_key,
+                    address_record(service_name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 table.add(address_record(target.name.clone(), ttl, *ip));
                 if ptr {
                     table.add(Record::from_rdata(

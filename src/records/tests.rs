@@ -729,3 +729,51 @@ in-addr.arpa. 5 IN NS ns.dns.cluster.local.
 "
     );
 }
+
+#[test]
+fn distinct_keeps_the_first_of_each_record_in_order_short_or_long() {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record};
+    let a = |name: &str, i: u8| {
+        Record::from_rdata(
+            Name::from_ascii(name).expect("valid"),
+            5,
+            RData::A(A::new(10, 0, 0, i)),
+        )
+    };
+    // Below and above the size from which duplicates are looked up by hash.
+    for count in [3u8, 40] {
+        let mut records = super::Distinct::default();
+        let mut additionals = super::Distinct::default();
+        for i in 0..count {
+            records.insert(a("web.default.svc.cluster.local.", i), true);
+            additionals.insert(
+                a(&format!("web-{i}.web.default.svc.cluster.local."), i),
+                false,
+            );
+        }
+        // The same records again, backwards, in other letter case and with another TTL:
+        // duplicates as `Record`'s `==` sees them (RFC 2136), so the first copies stay.
+        for i in (0..count).rev() {
+            let mut again = a("WEB.default.svc.cluster.local.", i);
+            again.ttl = 30;
+            records.insert(again, true);
+            additionals.insert(
+                a(&format!("Web-{i}.web.default.svc.cluster.local."), i),
+                false,
+            );
+        }
+        // The same address at another name is another additional.
+        additionals.insert(a("other.default.svc.cluster.local.", 0), false);
+        let expected: Vec<Record> = (0..count)
+            .map(|i| a("web.default.svc.cluster.local.", i))
+            .collect();
+        assert_eq!(records.list, expected, "{count}");
+        assert!(records.list.iter().all(|r| r.ttl == 5), "{count}");
+        assert_eq!(additionals.list.len(), usize::from(count) + 1, "{count}");
+        assert_eq!(
+            additionals.list[usize::from(count)].name,
+            Name::from_ascii("other.default.svc.cluster.local.").expect("valid")
+        );
+    }
+}
