@@ -21,7 +21,8 @@
 //!   and diagnoses broken StatefulSets ([`model::diagnose`]).
 //! - [`records`] turns a cluster state into an immutable [`snapshot::Snapshot`]: every name the
 //!   zone answers, with its answers settled in advance, so a query is one hash lookup.
-//! - [`snapshot`] publishes snapshots atomically: queries never wait for an update.
+//! - [`snapshot`] publishes snapshots atomically: queries never wait for an update. Its name
+//!   index (`snapshot/index.rs`) is a sharded hash map that snapshots share copy-on-write.
 //! - [`server`] answers DNS over UDP and TCP from the current snapshot.
 //! - [`config`] holds the validated settings; [`app`] wires everything together.
 //! - [`peers`] is the client side (`stsdns peers`): it asks any DNS server for a StatefulSet's

@@ -21,6 +21,10 @@ use tokio::sync::watch;
 
 use crate::records::names;
 
+mod index;
+
+pub use index::Index;
+
 /// One record set and the records that go in the additional section with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSet {
@@ -39,7 +43,9 @@ pub struct RecordSet {
 /// it back into records. Only a set too big to encode alone keeps its records instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Node {
-    sets: Box<[Answer]>,
+    /// Inline when there is one (most names): a lookup then reaches the answer's bytes from
+    /// the node's own cache line.
+    sets: smallvec::SmallVec<[Answer; 1]>,
 }
 
 /// One record set of a [`Node`].
@@ -66,15 +72,6 @@ enum AnswerForm {
     /// The records, for a set whose response does not fit a DNS message.
     Records(Arc<RecordSet>),
 }
-
-/// Every name of a snapshot: a persistent map, so a publish shares what did not change. Hashed
-/// with foldhash: SipHash was a tenth of a full build and of a lookup.
-pub type Index = imbl::GenericHashMap<
-    NameKey,
-    Arc<Node>,
-    foldhash::fast::RandomState,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
 
 /// A name as the index keys it: its wire form (length-prefixed labels, root last), lowercase.
 /// The server looks names up straight from the packet bytes this way, without building a `Name`.
@@ -144,6 +141,17 @@ impl Node {
             })
             .collect();
         Self { sets }
+    }
+
+    /// The first `len` bytes of the question name of the node's first encoded answer: the
+    /// node's name in wire form, lowercase, when `len` is its length. [`Index`] checks a
+    /// lookup's name here rather than in the key, since the server reads this answer next.
+    pub(crate) fn owner(&self, len: usize) -> Option<&[u8]> {
+        self.sets.iter().find_map(|set| match &set.form {
+            // The question starts right after the 12-byte header.
+            AnswerForm::Wire(wire) => wire.get(12..12 + len),
+            AnswerForm::Records(_) => None,
+        })
     }
 
     /// Whether the name has no records (an empty non-terminal).
@@ -236,8 +244,8 @@ pub struct Snapshot {
     pub serial: u32,
     /// Served zones, longest origin first so the first match is the closest enclosing zone.
     pub zones: Vec<Zone>,
-    /// Every name, with its record sets: a persistent map, shared with the previous snapshot
-    /// wherever nothing changed.
+    /// Every name, with its record sets: shared with the previous snapshot wherever nothing
+    /// changed.
     pub names: Index,
     /// How many objects the state held.
     pub objects: usize,

@@ -1,0 +1,292 @@
+//! What one query and one publish cost in instructions and cache misses, for valgrind: counts
+//! that other load on the machine does not disturb, unlike criterion's wall-clock figures.
+//!
+//! The cluster is the propagation bench's (10 namespaces of headless Services with 3 ready Pods
+//! each, as model objects), built once with `records::build`. Then, each in its own function so
+//! callgrind can collect it alone (`--toggle-collect`):
+//!
+//! - `warm`: every Pod's A query through `Responder::respond` once (the fast path), in a
+//!   shuffled order: not counted, it settles the caches;
+//! - `index_gets`: [`QUERIES`] lookups of Pod names in the index alone (`names.get` of the
+//!   wire-form key), each name once, in another shuffled order;
+//! - `responds`: the same names' A queries through `Responder::respond`;
+//! - `publishes`: [`FLIPS`] publishes of one Pod's Ready flip through `Reconciler::apply` (the
+//!   state, the touched Service's names, the snapshot, the swap and the old snapshot's drop).
+//!
+//! Run it with the size as the argument (`3k` or `100k`), e.g.
+//!
+//! ```sh
+//! cargo bench --bench lookup_cost --no-run
+//! valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no \
+//!   --toggle-collect='lookup_cost::index_gets' --toggle-collect='lookup_cost::responds' \
+//!   --toggle-collect='lookup_cost::publishes' target/release/deps/lookup_cost-<hash> 100k
+//! callgrind_annotate --inclusive=yes callgrind.out.<pid> | grep lookup_cost::
+//! ```
+//!
+//! and divide each function's counts by the number of calls it printed. With
+//! `LOOKUP_COST_MEMORY=1` (and `MIMALLOC_PURGE_DELAY=0`) it prints instead what the index's own
+//! structure takes, and exits.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use stsdns::app::{self, Reconciler, SerialStore};
+use stsdns::config::ZoneConfig;
+use stsdns::feed::event::{Event, SourceEvent, SourceId};
+use stsdns::model::{
+    ContainerPort, Hostname, Namespace, Object, ObjectKey, Origin, Pod, Protocol, Service,
+    ServiceKey, ServiceKind, ServiceName, ServicePort, TargetPort,
+};
+use stsdns::server::{Responder, Transport};
+use stsdns::snapshot::{self, NameKey, name_key};
+
+/// The server's allocator: where it puts keys, nodes and answers decides which share a cache
+/// line.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const NAMESPACES: usize = 10;
+const PODS_PER_SERVICE: usize = 3;
+/// Queries counted per run (at most one per Pod).
+const QUERIES: usize = 20_000;
+/// Publishes counted per run.
+const FLIPS: usize = 200;
+
+/// A small deterministic PRNG (xorshift64*), so every run asks the same names.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16;
+        usize::try_from(value % u64::try_from(bound).unwrap()).unwrap()
+    }
+
+    fn shuffled(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, self.below(i + 1));
+        }
+        order
+    }
+}
+
+/// The cluster's Services and Pods, with each Pod's host name.
+fn cluster(services_per_namespace: usize) -> (Vec<Service>, Vec<(Pod, Name)>) {
+    let mut services = Vec::new();
+    let mut pods = Vec::new();
+    for n in 0..NAMESPACES {
+        let namespace = Namespace::new(&format!("ns-{n}")).unwrap();
+        for s in 0..services_per_namespace {
+            let app = format!("web-{s}");
+            services.push(Service {
+                key: ServiceKey {
+                    namespace: namespace.clone(),
+                    name: ServiceName::new(&format!("svc-{s}")).unwrap(),
+                },
+                kind: ServiceKind::Headless,
+                ports: vec![ServicePort {
+                    name: Some("web".into()),
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    target_port: TargetPort::Named("web".into()),
+                }],
+                selector: Some(BTreeMap::from([("app".to_owned(), app.clone())])),
+                publish_not_ready_addresses: false,
+            });
+            for i in 0..PODS_PER_SERVICE {
+                let name = format!("web-{s}-{i}");
+                let index = pods.len();
+                let host = format!("{name}.svc-{s}.ns-{n}.svc.cluster.local.");
+                let ip = Ipv4Addr::new(
+                    10,
+                    ((index >> 16) & 0xFF) as u8,
+                    ((index >> 8) & 0xFF) as u8,
+                    (index & 0xFF) as u8,
+                );
+                let pod = Pod {
+                    key: ObjectKey {
+                        namespace: namespace.clone(),
+                        name: Arc::from(name.as_str()),
+                    },
+                    labels: [("app".to_owned(), app.clone())].into(),
+                    hostname: Some(Hostname::new(&name).unwrap()),
+                    subdomain: Some(format!("svc-{s}")),
+                    ips: vec![IpAddr::V4(ip)],
+                    ready: true,
+                    terminating: false,
+                    container_ports: vec![ContainerPort {
+                        name: Some("web".into()),
+                        protocol: Protocol::Tcp,
+                        port: 80,
+                    }],
+                };
+                pods.push((pod, Name::from_ascii(&host).unwrap()));
+            }
+        }
+    }
+    (services, pods)
+}
+
+/// An A query for `name` as a resolver sends it (EDNS, 1232-byte buffer).
+fn query(name: &Name) -> Vec<u8> {
+    let mut message = Message::new(0x5151, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name.clone(), RecordType::A));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    message.set_edns(edns);
+    message.to_vec().unwrap()
+}
+
+#[inline(never)]
+fn warm(handler: &Responder, queries: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+    queries
+        .iter()
+        .map(|q| usize::from(handler.respond(q, Transport::Udp, out)))
+        .sum()
+}
+
+#[inline(never)]
+fn index_gets(names: &snapshot::Index, keys: &[NameKey]) -> usize {
+    keys.iter()
+        .map(|k| usize::from(names.get(&k[..]).is_some()))
+        .sum()
+}
+
+/// Counts answer bytes, unlike [`warm`], so the two are not folded into one function.
+#[inline(never)]
+fn responds(handler: &Responder, queries: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+    queries
+        .iter()
+        .map(|q| {
+            assert!(handler.respond(q, Transport::Udp, out));
+            out.len()
+        })
+        .sum()
+}
+
+#[inline(never)]
+fn publishes(
+    runtime: &tokio::runtime::Runtime,
+    reconciler: &mut Reconciler,
+    flips: Vec<Vec<SourceEvent>>,
+) -> usize {
+    flips
+        .into_iter()
+        .map(|batch| usize::from(runtime.block_on(reconciler.apply(batch)).unwrap().is_some()))
+        .sum()
+}
+
+/// `VmRSS` of the process, in kB.
+fn resident_kb() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// What the index's own structure takes (keys and nodes are shared, not counted): a copy is
+/// built entry by entry and the resident memory compared. Run with `MIMALLOC_PURGE_DELAY=0`
+/// so freed memory leaves at once.
+fn index_memory(names: &snapshot::Index, label: &str) {
+    let before = resident_kb();
+    let mut copy = snapshot::Index::default();
+    for (key, node) in names.iter() {
+        copy.insert(key.clone(), node.clone());
+    }
+    let after = resident_kb();
+    eprintln!(
+        "{label}: {} names; a copy of the index takes {} kB ({:.1} bytes per name)",
+        copy.len(),
+        after - before,
+        (after - before) as f64 * 1024.0 / copy.len() as f64
+    );
+}
+
+fn main() {
+    let label = std::env::args().nth(1).unwrap_or_else(|| "3k".to_owned());
+    let services_per_namespace = match label.as_str() {
+        "1k" => 34,
+        "3k" => 100,
+        "100k" => 3334,
+        other => panic!("unknown size {other}: 1k, 3k or 100k"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (services, pods) = cluster(services_per_namespace);
+    let (writer, reader) = snapshot::channel();
+    let zone = ZoneConfig::default();
+    let bulk = SourceId::new("bulk");
+    let serials = runtime.block_on(SerialStore::open(None)).unwrap();
+    let mut reconciler = Reconciler::new(zone.clone(), writer, vec![bulk.clone()], serials);
+    let origin = || Origin {
+        source: Arc::from("bench"),
+        line: None,
+    };
+    let send = |event| SourceEvent {
+        source: bulk.clone(),
+        event,
+    };
+    let mut list = vec![send(Event::Init)];
+    list.extend(
+        services
+            .iter()
+            .map(|s| send(Event::InitApply(Object::Service(s.clone()), origin()))),
+    );
+    list.extend(
+        pods.iter()
+            .map(|(p, _)| send(Event::InitApply(Object::Pod(p.clone()), origin()))),
+    );
+    list.push(send(Event::InitDone));
+    runtime.block_on(reconciler.apply(list)).unwrap().unwrap();
+    let handler = Responder::new(reader.clone(), app::served_zones(&zone));
+    if std::env::var_os("LOOKUP_COST_MEMORY").is_some() {
+        index_memory(&reader.load().unwrap().names, &label);
+        return;
+    }
+
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let all: Vec<Vec<u8>> = rng
+        .shuffled(pods.len())
+        .into_iter()
+        .map(|i| query(&pods[i].1))
+        .collect();
+    let picked: Vec<usize> = rng.shuffled(pods.len()).into_iter().take(QUERIES).collect();
+    let keys: Vec<NameKey> = picked.iter().map(|&i| name_key(&pods[i].1)).collect();
+    let queries: Vec<Vec<u8>> = picked.iter().map(|&i| query(&pods[i].1)).collect();
+    let mut ready = vec![true; pods.len()];
+    let flips: Vec<Vec<SourceEvent>> = (0..FLIPS)
+        .map(|_| {
+            let index = rng.below(pods.len());
+            ready[index] = !ready[index];
+            let mut pod = pods[index].0.clone();
+            pod.ready = ready[index];
+            vec![send(Event::Apply(Object::Pod(pod), origin()))]
+        })
+        .collect();
+    let mut out = Vec::with_capacity(65_535);
+
+    let snapshot = reader.load().unwrap();
+    let warmed = warm(&handler, &all, &mut out);
+    let found = index_gets(&snapshot.names, &keys);
+    let bytes = responds(&handler, &queries, &mut out);
+    let answered = queries.len();
+    drop(snapshot);
+    let published = publishes(&runtime, &mut reconciler, flips);
+    assert_eq!((warmed, found), (all.len(), keys.len()));
+    assert_eq!(published, FLIPS);
+    eprintln!(
+        "{label}: {} pods, {} names; warm {warmed}, index_gets {found}, responds {answered} \
+         ({bytes} bytes), publishes {published}",
+        pods.len(),
+        reader.load().unwrap().names.len(),
+    );
+}
