@@ -29,7 +29,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -98,7 +97,7 @@ fn cluster(services_per_namespace: usize) -> (Vec<Service>, Vec<(Pod, Name)>) {
                     port: 80,
                     target_port: TargetPort::Named("web".into()),
                 }],
-                selector: Some(BTreeMap::from([("app".to_owned(), app.clone())])),
+                selector: Some([("app".to_owned(), app.clone())].into()),
                 publish_not_ready_addresses: false,
             });
             for i in 0..PODS_PER_SERVICE {
@@ -239,11 +238,11 @@ fn main() {
     list.extend(
         services
             .iter()
-            .map(|s| send(Event::InitApply(Object::Service(s.clone()), origin()))),
+            .map(|s| send(Event::InitApply(Object::from(s.clone()), origin()))),
     );
     list.extend(
         pods.iter()
-            .map(|(p, _)| send(Event::InitApply(Object::Pod(p.clone()), origin()))),
+            .map(|(p, _)| send(Event::InitApply(Object::from(p.clone()), origin()))),
     );
     list.push(send(Event::InitDone));
     runtime.block_on(reconciler.apply(list)).unwrap().unwrap();
@@ -269,7 +268,7 @@ fn main() {
             ready[index] = !ready[index];
             let mut pod = pods[index].0.clone();
             pod.ready = ready[index];
-            vec![send(Event::Apply(Object::Pod(pod), origin()))]
+            vec![send(Event::Apply(Object::from(pod), origin()))]
         })
         .collect();
     let mut out = Vec::with_capacity(65_535);
