@@ -30,13 +30,39 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Answers `request` into `out` from a pre-encoded response; `false` to decline (then `out`
-/// is left empty and the general path must answer). `limit` is the largest response the
-/// transport allows before EDNS is considered (512 for UDP, 65535 for TCP).
+/// is left empty and the general path must answer).
 pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
+    let Some((key, shape)) = question(request) else {
+        return false;
+    };
+    let Some(template) = lookup(snapshot, &key, &shape) else {
+        return false;
+    };
+    write(request, &shape, template, udp, out)
+}
+
+/// The lowercase wire form of a question's name: the index key.
+pub struct Key {
+    bytes: [u8; MAX_NAME],
+    len: usize,
+}
+
+/// What the fast path needs of a request besides its name.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    record_type: RecordType,
+    /// Where the question ends (the header and question are echoed up to here).
+    question_end: usize,
+    /// The EDNS payload size, when the request has an OPT record.
+    payload: Option<u16>,
+}
+
+/// Reads the question of a request the fast path can take; `None` for any other request.
+pub fn question(request: &[u8]) -> Option<(Key, Shape)> {
     // Header: a query (QR 0, opcode 0), one question, nothing else but maybe one OPT.
     if request.len() < HEADER_LEN || request[2] & 0xF8 != 0 {
-        return false;
+        return None;
     }
     let (Some(1), Some(0), Some(0), Some(additional)) = (
         be16(request, 4),
@@ -44,10 +70,10 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
         be16(request, 8),
         be16(request, 10),
     ) else {
-        return false;
+        return None;
     };
     if additional > 1 {
-        return false;
+        return None;
     }
 
     // The question name, lowercased into a stack buffer: the index key.
@@ -55,16 +81,12 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
     let mut key_len = 0;
     let mut at = HEADER_LEN;
     loop {
-        let Some(&len) = request.get(at) else {
-            return false;
-        };
+        let &len = request.get(at)?;
         let len = usize::from(len);
         if len & 0xC0 != 0 || key_len + len + 1 > MAX_NAME {
-            return false;
+            return None;
         }
-        let Some(label) = request.get(at..at + 1 + len) else {
-            return false;
-        };
+        let label = request.get(at..at + 1 + len)?;
         for (slot, byte) in key[key_len..key_len + 1 + len].iter_mut().zip(label) {
             *slot = byte.to_ascii_lowercase();
         }
@@ -75,7 +97,7 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
         }
     }
     let (Some(query_type), Some(CLASS_IN)) = (be16(request, at), be16(request, at + 2)) else {
-        return false;
+        return None;
     };
     let question_end = at + 4;
 
@@ -89,30 +111,28 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
             be16(request, opt + 3),
             be16(request, opt + 9),
         ) else {
-            return false;
+            return None;
         };
         // Extended rcode and version must be 0 (else BADVERS and friends: general path).
         if request.get(opt + 5..opt + 7) != Some(&[0, 0]) {
-            return false;
+            return None;
         }
         if opt + OPT_LEN + usize::from(rdlen) != request.len() {
-            return false;
+            return None;
         }
         // Each option (code, length, data) must fit the RDATA exactly, as the general path's
         // decoder requires; otherwise it answers FORMERR and so must we.
         let mut option = opt + OPT_LEN;
         while option < request.len() {
-            let Some(len) = be16(request, option + 2) else {
-                return false;
-            };
+            let len = be16(request, option + 2)?;
             option += 4 + usize::from(len);
         }
         if option != request.len() {
-            return false;
+            return None;
         }
         payload = Some(size.max(512));
     } else if question_end != request.len() {
-        return false;
+        return None;
     }
 
     let record_type = RecordType::from(query_type);
@@ -120,14 +140,39 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
         record_type,
         RecordType::ANY | RecordType::AXFR | RecordType::IXFR | RecordType::OPT
     ) {
-        return false;
+        return None;
     }
-    let Some(node) = snapshot.names.get(&key[..key_len]) else {
-        return false;
-    };
-    let Some(template) = node.wire(record_type) else {
-        return false;
-    };
+    Some((
+        Key {
+            bytes: key,
+            len: key_len,
+        },
+        Shape {
+            record_type,
+            question_end,
+            payload,
+        },
+    ))
+}
+
+/// The pre-encoded response for the question, if the snapshot has one.
+pub fn lookup<'s>(snapshot: &'s Snapshot, key: &Key, shape: &Shape) -> Option<&'s [u8]> {
+    snapshot
+        .names
+        .get(&key.bytes[..key.len])?
+        .wire(shape.record_type)
+}
+
+/// Copies `template` into `out` as the response to `request` (id, RD, the question's letter
+/// case, an OPT record for EDNS); `false` when it does not fit the transport's limit (512
+/// bytes for UDP without EDNS, the client's payload size with it, 65535 for TCP).
+pub fn write(request: &[u8], shape: &Shape, template: &[u8], udp: bool, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let Shape {
+        question_end,
+        payload,
+        ..
+    } = *shape;
     let limit = match (udp, payload) {
         (false, _) => usize::from(u16::MAX),
         (true, Some(size)) => usize::from(size),

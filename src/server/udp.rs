@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[cfg(not(target_os = "linux"))]
 use tracing::{debug, warn};
 
-use super::respond::{Responder, Transport};
+use super::respond::Responder;
 
 /// How often an idle worker checks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -72,7 +72,11 @@ fn serve(socket: &UdpSocket, responder: &Responder, shutdown: &CancellationToken
             }
         };
         if answerable(peer)
-            && responder.respond(&request[..len], Transport::Udp, &mut response)
+            && responder.respond(
+                &request[..len],
+                super::respond::Transport::Udp,
+                &mut response,
+            )
             && let Err(err) = socket.send_to(&response, peer)
         {
             warn!(%err, %peer, "cannot send a udp response");
@@ -111,7 +115,7 @@ mod batch {
     use smallvec::SmallVec;
     use tracing::{debug, warn};
 
-    use super::{MAX_DATAGRAM, Responder, Transport, answerable, idle};
+    use super::{MAX_DATAGRAM, Responder, answerable, idle};
 
     /// The most datagrams one system call moves. Under dnsperf at full load (800 queries in
     /// flight, two workers) a receive averages about 29; 64 measured no better.
@@ -186,15 +190,21 @@ mod batch {
         /// Answers the datagrams of the last receive into their slots' response buffers.
         pub(super) fn answer(&mut self, responder: &Responder) {
             self.replies.clear();
-            for (slot, received) in self.received.iter().enumerate() {
-                let Some((len, peer)) = *received else {
-                    continue;
-                };
-                let request = &self.requests[slot * MAX_DATAGRAM..][..len];
-                if responder.respond(request, Transport::Udp, &mut self.responses[slot]) {
-                    self.replies.push((slot, peer));
+            let requests: SmallVec<[&[u8]; BATCH]> = self
+                .received
+                .iter()
+                .enumerate()
+                .map(|(slot, received)| match *received {
+                    Some((len, _)) => &self.requests[slot * MAX_DATAGRAM..][..len],
+                    None => &[],
+                })
+                .collect();
+            let (received, replies) = (&self.received, &mut self.replies);
+            responder.respond_udp_batch(&requests, &mut self.responses, |slot| {
+                if let Some(Some((_, peer))) = received.get(slot) {
+                    replies.push((slot, *peer));
                 }
-            }
+            });
         }
 
         /// Sends the answers with as few `sendmmsg` calls as the kernel allows. It stops at the
