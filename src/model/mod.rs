@@ -329,8 +329,7 @@ impl ClusterState {
         }
         let key: Arc<str> = Arc::from(key);
         for (pod_key, stored) in &self.pods {
-            let labels = stored.object.labels.iter();
-            if let Some((k, v)) = labels.into_iter().find(|(k, _)| **k == key) {
+            if let Some((k, v)) = stored.object.labels.iter().find(|(k, _)| **k == key) {
                 add_index(
                     &mut self.pods_by_label,
                     (pod_key.namespace.clone(), k.clone(), v.clone()),
@@ -538,41 +537,35 @@ impl ClusterState {
             Event::InitDone => {
                 let listed = state.pending.take().unwrap_or_default();
                 state.listed = true;
-                // Into an empty state, everything is new: the builder rebuilds it all, so what
-                // each object touches need not be worked out (a tenth of a large first start).
-                if self.is_empty() {
-                    applied.dirty.everything = true;
-                    for (object, origin) in listed {
-                        let reference = object.reference();
-                        self.upsert_tracked(object, origin, false);
-                        self.said_by(&reference, source);
-                    }
-                    return applied;
-                }
-                let current: HashSet<ObjectRef> =
-                    listed.iter().map(|(o, _)| o.reference()).collect();
-                let gone: Vec<ObjectRef> = self
-                    .metas()
-                    .filter(|(reference, meta)| {
-                        meta.source.as_ref() == Some(source) && !current.contains(reference)
-                    })
-                    .map(|(reference, _)| reference)
-                    .collect();
-                for gone in &gone {
-                    if let Some(dirty) = self.delete(gone) {
-                        applied.dirty.merge(dirty);
+                // Into an empty state, everything is new (and nothing is gone): the builder
+                // rebuilds it all, so what each object touches need not be worked out (a tenth
+                // of a large first start).
+                let track = !self.is_empty();
+                applied.dirty.everything = !track;
+                if track {
+                    let current: HashSet<ObjectRef> =
+                        listed.iter().map(|(o, _)| o.reference()).collect();
+                    let gone: Vec<ObjectRef> = self
+                        .metas()
+                        .filter(|(reference, meta)| {
+                            meta.source.as_ref() == Some(source) && !current.contains(reference)
+                        })
+                        .map(|(reference, _)| reference)
+                        .collect();
+                    for gone in &gone {
+                        if let Some(dirty) = self.delete(gone) {
+                            applied.dirty.merge(dirty);
+                        }
                     }
                 }
                 for (object, origin) in listed {
-                    let reference = object.reference();
-                    applied.dirty.merge(self.upsert(object, origin).1);
-                    self.said_by(&reference, source);
+                    applied
+                        .dirty
+                        .merge(self.apply_object(object, origin, source, track));
                 }
             }
             Event::Apply(object, origin) => {
-                let reference = object.reference();
-                applied.dirty = self.upsert(object, origin).1;
-                self.said_by(&reference, source);
+                applied.dirty = self.apply_object(object, origin, source, true);
             }
             Event::Delete(reference, origin) => match self.delete(&reference) {
                 Some(dirty) => applied.dirty = dirty,
@@ -583,6 +576,21 @@ impl ClusterState {
             Event::Problem(problem) => applied.problems.push(problem),
         }
         applied
+    }
+
+    /// Upserts an object `source` said (see [`Self::upsert_tracked`]) and records that it said
+    /// it last; returns what changed.
+    fn apply_object(
+        &mut self,
+        object: Object,
+        origin: Origin,
+        source: &SourceId,
+        track: bool,
+    ) -> Dirty {
+        let reference = object.reference();
+        let (_, dirty) = self.upsert_tracked(object, origin, track);
+        self.said_by(&reference, source);
+        dirty
     }
 
     /// Records that `source` said the object last.
