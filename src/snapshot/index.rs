@@ -149,11 +149,6 @@ impl Index {
         Some((&entry.key, &entry.node))
     }
 
-    /// Whether `key` has a node.
-    pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.get(key).is_some()
-    }
-
     /// Sets the node of `key`, returning the one it replaces.
     pub fn insert(&mut self, key: NameKey, node: Arc<Node>) -> Option<Arc<Node>> {
         let hash = self.hash(&key);
@@ -192,23 +187,22 @@ impl Index {
         self.len == 0
     }
 
-    /// Every name and its node, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Arc<Node>)> {
+    /// Every entry, in no particular order.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.groups
             .iter()
             .flat_map(|group| group.iter())
             .flat_map(|shard| shard.iter())
-            .map(|e| (&e.key, &e.node))
+    }
+
+    /// Every name and its node, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Arc<Node>)> {
+        self.entries().map(|e| (&e.key, &e.node))
     }
 
     /// Every name, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &NameKey> {
         self.iter().map(|(key, _)| key)
-    }
-
-    /// Every node, in no particular order.
-    pub fn values(&self) -> impl Iterator<Item = &Arc<Node>> {
-        self.iter().map(|(_, node)| node)
     }
 
     /// Splits every shard in two when the average shard has grown past [`MAX_SHARD`]: groups
@@ -223,12 +217,7 @@ impl Index {
             (self.group_bits, self.shard_bits + 1)
         };
         let mut grown = Self::with_layout(self.hasher.clone(), group_bits, shard_bits);
-        for entry in self
-            .groups
-            .iter()
-            .flat_map(|g| g.iter())
-            .flat_map(|s| s.iter())
-        {
+        for entry in self.entries() {
             let hash = grown.hash(&entry.key);
             let hasher = grown.hasher.clone();
             grown
