@@ -80,36 +80,36 @@ impl Responder {
         self.general(request, transport, out)
     }
 
-    /// Answers a batch of UDP requests into `outs` (one buffer per request, in order) and
-    /// calls `answered` with the index of each request to send. Every fast-path lookup of the
-    /// batch is made first, touching each answer, and only then are the answers written: in a
-    /// large cluster each lookup misses the cache, and one after another those misses overlap
+    /// Answers a batch of UDP requests, each `(slot, request)` into `outs[slot]`, and calls
+    /// `answered` with the slot of each answer to send. Every fast-path lookup of the batch is
+    /// made first, touching each answer, and only then are the answers written: in a large
+    /// cluster each lookup misses the cache, and one after another those misses overlap
     /// instead of each waiting behind the previous answer's copy.
     pub fn respond_udp_batch(
         &self,
-        requests: &[&[u8]],
+        requests: &[(usize, &[u8])],
         outs: &mut [Vec<u8>],
         mut answered: impl FnMut(usize),
     ) {
         self.reader.with_current(|snapshot| {
             let found: smallvec::SmallVec<[Found<'_>; 32]> = requests
                 .iter()
-                .map(|request| {
+                .map(|(_, request)| {
                     let (key, shape) = fast::question(request)?;
                     let template = fast::lookup(snapshot?, &key, &shape)?;
                     std::hint::black_box(template.first());
                     Some((shape, template))
                 })
                 .collect();
-            for (index, (request, found)) in requests.iter().zip(found).enumerate() {
-                let Some(out) = outs.get_mut(index) else {
-                    return;
+            for (&(slot, request), found) in requests.iter().zip(found) {
+                let Some(out) = outs.get_mut(slot) else {
+                    continue;
                 };
                 let fast = found.is_some_and(|(shape, template)| {
                     fast::write(request, &shape, template, true, out)
                 });
                 if fast || self.general(request, Transport::Udp, out) {
-                    answered(index);
+                    answered(slot);
                 }
             }
         });

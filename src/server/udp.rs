@@ -190,13 +190,13 @@ mod batch {
         /// Answers the datagrams of the last receive into their slots' response buffers.
         pub(super) fn answer(&mut self, responder: &Responder) {
             self.replies.clear();
-            let requests: SmallVec<[&[u8]; BATCH]> = self
+            let requests: SmallVec<[(usize, &[u8]); BATCH]> = self
                 .received
                 .iter()
                 .enumerate()
-                .map(|(slot, received)| match *received {
-                    Some((len, _)) => &self.requests[slot * MAX_DATAGRAM..][..len],
-                    None => &[],
+                .filter_map(|(slot, received)| {
+                    let (len, _) = (*received)?;
+                    Some((slot, &self.requests[slot * MAX_DATAGRAM..][..len]))
                 })
                 .collect();
             let (received, replies) = (&self.received, &mut self.replies);
