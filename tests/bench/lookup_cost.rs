@@ -29,109 +29,35 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use stsdns::app::{self, Reconciler, SerialStore};
 use stsdns::config::ZoneConfig;
 use stsdns::feed::event::{Event, SourceEvent, SourceId};
-use stsdns::model::{
-    ContainerPort, Hostname, Namespace, Object, ObjectKey, Origin, Pod, Protocol, Service,
-    ServiceKey, ServiceKind, ServiceName, ServicePort, TargetPort,
-};
+use stsdns::model::{Object, Pod};
 use stsdns::server::{Responder, Transport};
 use stsdns::snapshot::{self, NameKey, name_key};
+
+mod cluster;
+use cluster::{SIZES, XorShift, cluster, first_list, origin};
 
 /// The server's allocator: where it puts keys, nodes and answers decides which share a cache
 /// line.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const NAMESPACES: usize = 10;
-const PODS_PER_SERVICE: usize = 3;
 /// Queries counted per run (at most one per Pod).
 const QUERIES: usize = 20_000;
 /// Publishes counted per run.
 const FLIPS: usize = 200;
 
-/// A small deterministic PRNG (xorshift64*), so every run asks the same names.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16;
-        usize::try_from(value % u64::try_from(bound).unwrap()).unwrap()
+/// `0..n` in a random order.
+fn shuffled(rng: &mut XorShift, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
     }
-
-    fn shuffled(&mut self, n: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            order.swap(i, self.below(i + 1));
-        }
-        order
-    }
-}
-
-/// The cluster's Services and Pods, with each Pod's host name.
-fn cluster(services_per_namespace: usize) -> (Vec<Service>, Vec<(Pod, Name)>) {
-    let mut services = Vec::new();
-    let mut pods = Vec::new();
-    for n in 0..NAMESPACES {
-        let namespace = Namespace::new(&format!("ns-{n}")).unwrap();
-        for s in 0..services_per_namespace {
-            let app = format!("web-{s}");
-            services.push(Service {
-                key: ServiceKey {
-                    namespace: namespace.clone(),
-                    name: ServiceName::new(&format!("svc-{s}")).unwrap(),
-                },
-                kind: ServiceKind::Headless,
-                ports: vec![ServicePort {
-                    name: Some("web".into()),
-                    protocol: Protocol::Tcp,
-                    port: 80,
-                    target_port: TargetPort::Named("web".into()),
-                }],
-                selector: Some([("app".to_owned(), app.clone())].into()),
-                publish_not_ready_addresses: false,
-            });
-            for i in 0..PODS_PER_SERVICE {
-                let name = format!("web-{s}-{i}");
-                let index = pods.len();
-                let host = format!("{name}.svc-{s}.ns-{n}.svc.cluster.local.");
-                let ip = Ipv4Addr::new(
-                    10,
-                    ((index >> 16) & 0xFF) as u8,
-                    ((index >> 8) & 0xFF) as u8,
-                    (index & 0xFF) as u8,
-                );
-                let pod = Pod {
-                    key: ObjectKey {
-                        namespace: namespace.clone(),
-                        name: Arc::from(name.as_str()),
-                    },
-                    labels: [("app".to_owned(), app.clone())].into(),
-                    hostname: Some(Hostname::new(&name).unwrap()),
-                    subdomain: Some(format!("svc-{s}")),
-                    ips: vec![IpAddr::V4(ip)],
-                    ready: true,
-                    terminating: false,
-                    container_ports: vec![ContainerPort {
-                        name: Some("web".into()),
-                        protocol: Protocol::Tcp,
-                        port: 80,
-                    }],
-                };
-                pods.push((pod, Name::from_ascii(&host).unwrap()));
-            }
-        }
-    }
-    (services, pods)
+    order
 }
 
 /// An A query for `name` as a resolver sends it (EDNS, 1232-byte buffer).
@@ -211,40 +137,28 @@ fn index_memory(names: &snapshot::Index, label: &str) {
 
 fn main() {
     let label = std::env::args().nth(1).unwrap_or_else(|| "3k".to_owned());
-    let services_per_namespace = match label.as_str() {
-        "1k" => 34,
-        "3k" => 100,
-        "100k" => 3334,
-        other => panic!("unknown size {other}: 1k, 3k or 100k"),
-    };
+    let size = SIZES
+        .iter()
+        .find(|s| s.label == label)
+        .unwrap_or_else(|| panic!("unknown size {label}: 1k, 3k, 10k, 30k or 100k"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (services, pods) = cluster(services_per_namespace);
+    let (services, pods) = cluster(size);
+    let pods: Vec<(Pod, Name)> = pods
+        .into_iter()
+        .map(|(pod, host)| (pod, Name::from_ascii(&host).unwrap()))
+        .collect();
     let (writer, reader) = snapshot::channel();
     let zone = ZoneConfig::default();
     let bulk = SourceId::new("bulk");
     let serials = runtime.block_on(SerialStore::open(None)).unwrap();
     let mut reconciler = Reconciler::new(zone.clone(), writer, vec![bulk.clone()], serials);
-    let origin = || Origin {
-        source: Arc::from("bench"),
-        line: None,
-    };
     let send = |event| SourceEvent {
         source: bulk.clone(),
         event,
     };
-    let mut list = vec![send(Event::Init)];
-    list.extend(
-        services
-            .iter()
-            .map(|s| send(Event::InitApply(Object::from(s.clone()), origin()))),
-    );
-    list.extend(
-        pods.iter()
-            .map(|(p, _)| send(Event::InitApply(Object::from(p.clone()), origin()))),
-    );
-    list.push(send(Event::InitDone));
+    let list = first_list(&bulk, &services, pods.iter().map(|(p, _)| p));
     runtime.block_on(reconciler.apply(list)).unwrap().unwrap();
     let handler = Responder::new(reader.clone(), app::served_zones(&zone));
     if std::env::var_os("LOOKUP_COST_MEMORY").is_some() {
@@ -253,12 +167,14 @@ fn main() {
     }
 
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let all: Vec<Vec<u8>> = rng
-        .shuffled(pods.len())
+    let all: Vec<Vec<u8>> = shuffled(&mut rng, pods.len())
         .into_iter()
         .map(|i| query(&pods[i].1))
         .collect();
-    let picked: Vec<usize> = rng.shuffled(pods.len()).into_iter().take(QUERIES).collect();
+    let picked: Vec<usize> = shuffled(&mut rng, pods.len())
+        .into_iter()
+        .take(QUERIES)
+        .collect();
     let keys: Vec<NameKey> = picked.iter().map(|&i| name_key(&pods[i].1)).collect();
     let queries: Vec<Vec<u8>> = picked.iter().map(|&i| query(&pods[i].1)).collect();
     let mut ready = vec![true; pods.len()];

@@ -36,8 +36,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -46,50 +45,19 @@ use stsdns::app::{self, Reconciler, SerialStore};
 use stsdns::config::{ServeConfig, ZoneConfig};
 use stsdns::feed;
 use stsdns::feed::event::{Event, EventSender, SourceEvent, SourceId};
-use stsdns::model::{
-    ContainerPort, Hostname, Namespace, Object, ObjectKey, Origin, Pod, Protocol, Service,
-    ServiceKey, ServiceKind, ServiceName, ServicePort, TargetPort,
-};
+use stsdns::model::{Hostname, Object, Pod, Service};
 use stsdns::records;
 use tokio_util::sync::CancellationToken;
 
+mod cluster;
+use cluster::{SIZES, Size, XorShift, cluster, first_list, origin};
+
 /// Events timed per size and path, unless `PROPAGATION_EVENTS` says otherwise.
 const EVENTS: usize = 500;
-const NAMESPACES: usize = 10;
-const PODS_PER_SERVICE: usize = 3;
 /// A change not answered within this is counted as missed (and the run goes on).
 const GIVE_UP: Duration = Duration::from_secs(2);
 /// Each UDP query waits at most this for its reply before it is sent again.
 const REPLY_WAIT: Duration = Duration::from_millis(200);
-
-struct Size {
-    label: &'static str,
-    services_per_namespace: usize,
-}
-
-/// The sizes `PROPAGATION_SIZES` can name; the goals compare `1k` and `100k`.
-const SIZES: [Size; 5] = [
-    Size {
-        label: "1k",
-        services_per_namespace: 34,
-    },
-    Size {
-        label: "3k",
-        services_per_namespace: 100,
-    },
-    Size {
-        label: "10k",
-        services_per_namespace: 334,
-    },
-    Size {
-        label: "30k",
-        services_per_namespace: 1000,
-    },
-    Size {
-        label: "100k",
-        services_per_namespace: 3334,
-    },
-];
 
 /// One Pod of the generated cluster and what it takes to ask for it.
 struct PodInfo {
@@ -98,85 +66,16 @@ struct PodInfo {
     query: Vec<u8>,
 }
 
-/// A small deterministic PRNG (xorshift64*).
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16;
-        (value % bound as u64) as usize
-    }
-}
-
-fn pod_ip(index: usize) -> Ipv4Addr {
-    Ipv4Addr::new(
-        10,
-        ((index >> 16) & 0xFF) as u8,
-        ((index >> 8) & 0xFF) as u8,
-        (index & 0xFF) as u8,
-    )
-}
-
-fn origin() -> Origin {
-    Origin {
-        source: Arc::from("bench"),
-        line: None,
-    }
-}
-
-/// The cluster's Services and Pods, as the model holds them.
-fn cluster(size: &Size) -> (Vec<Service>, Vec<PodInfo>) {
-    let mut services = Vec::new();
-    let mut pods = Vec::new();
-    for n in 0..NAMESPACES {
-        let namespace = Namespace::new(&format!("ns-{n}")).unwrap();
-        for s in 0..size.services_per_namespace {
-            let app = format!("web-{s}");
-            services.push(Service {
-                key: ServiceKey {
-                    namespace: namespace.clone(),
-                    name: ServiceName::new(&format!("svc-{s}")).unwrap(),
-                },
-                kind: ServiceKind::Headless,
-                ports: vec![ServicePort {
-                    name: Some("web".into()),
-                    protocol: Protocol::Tcp,
-                    port: 80,
-                    target_port: TargetPort::Named("web".into()),
-                }],
-                selector: Some([("app".to_owned(), app.clone())].into()),
-                publish_not_ready_addresses: false,
-            });
-            for i in 0..PODS_PER_SERVICE {
-                let name = format!("web-{s}-{i}");
-                let index = pods.len();
-                let host = format!("{name}.svc-{s}.ns-{n}.svc.cluster.local.");
-                pods.push(PodInfo {
-                    object: Pod {
-                        key: ObjectKey {
-                            namespace: namespace.clone(),
-                            name: Arc::from(name.as_str()),
-                        },
-                        labels: [("app".to_owned(), app.clone())].into(),
-                        hostname: Some(Hostname::new(&name).unwrap()),
-                        subdomain: Some(format!("svc-{s}")),
-                        ips: vec![IpAddr::V4(pod_ip(index))],
-                        ready: true,
-                        terminating: false,
-                        container_ports: vec![ContainerPort {
-                            name: Some("web".into()),
-                            protocol: Protocol::Tcp,
-                            port: 80,
-                        }],
-                    },
-                    query: query(&host),
-                });
-            }
-        }
-    }
+/// The cluster's Services and Pods, each Pod with the query for its host name.
+fn cluster_with_queries(size: &Size) -> (Vec<Service>, Vec<PodInfo>) {
+    let (services, pods) = cluster(size);
+    let pods = pods
+        .into_iter()
+        .map(|(object, host)| PodInfo {
+            query: query(&host),
+            object,
+        })
+        .collect();
     (services, pods)
 }
 
@@ -401,7 +300,7 @@ fn polling(gap: Duration) -> String {
 
 fn run(size: &Size, events: usize, gaps: &[Duration], runtime: &tokio::runtime::Runtime) -> Row {
     let started = Instant::now();
-    let (services, mut pods) = cluster(size);
+    let (services, mut pods) = cluster_with_queries(size);
     let generated = started.elapsed();
     let zone = ZoneConfig::default();
     let shutdown = CancellationToken::new();
@@ -425,17 +324,7 @@ fn run(size: &Size, events: usize, gaps: &[Duration], runtime: &tokio::runtime::
         source: bulk.clone(),
         event,
     };
-    let mut list = vec![send(Event::Init)];
-    list.extend(
-        services
-            .iter()
-            .map(|s| send(Event::InitApply(Object::from(s.clone()), origin()))),
-    );
-    list.extend(
-        pods.iter()
-            .map(|p| send(Event::InitApply(Object::from(p.object.clone()), origin()))),
-    );
-    list.push(send(Event::InitDone));
+    let list = first_list(&bulk, &services, pods.iter().map(|p| &p.object));
     let started = Instant::now();
     runtime.block_on(reconciler.apply(list)).unwrap().unwrap();
     let initial = started.elapsed();
