@@ -75,8 +75,63 @@ enum AnswerForm {
 
 /// A name as the index keys it: its wire form (length-prefixed labels, root last), lowercase.
 /// The server looks names up straight from the packet bytes this way, without building a `Name`.
-/// Shared (`Arc`) by the index and the builder's bookkeeping, so each name is stored once.
-pub type NameKey = Arc<[u8]>;
+/// Shared by the index and the builder's bookkeeping, so each name is stored once; a thin
+/// pointer (the length lives in the allocation), since hash tables hold one per name.
+#[derive(Clone)]
+pub struct NameKey(triomphe::ThinArc<(), u8>);
+
+impl std::ops::Deref for NameKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0.slice
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for NameKey {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Compared and hashed as its bytes, like the `[u8]` it borrows as.
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for NameKey {}
+
+impl std::hash::Hash for NameKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NameKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NameKey({:?})", String::from_utf8_lossy(self))
+    }
+}
+
+impl From<&[u8]> for NameKey {
+    fn from(bytes: &[u8]) -> Self {
+        Self(triomphe::ThinArc::from_header_and_slice((), bytes))
+    }
+}
 
 /// The index key of `name`.
 pub fn name_key(name: &Name) -> NameKey {
@@ -87,7 +142,7 @@ pub fn name_key(name: &Name) -> NameKey {
         key.extend(label.iter().map(u8::to_ascii_lowercase));
     }
     key.push(0);
-    key.into()
+    NameKey::from(&key[..])
 }
 
 /// The whole response to a question for `name`/`set.record_type`, in wire format, as the
