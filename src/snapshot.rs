@@ -41,36 +41,64 @@ pub struct RecordSet {
 /// A set is kept once, as the whole response to a question for it, already in wire format
 /// (see [`encode_answer`]): the fast path copies and patches it, and the general path decodes
 /// it back into records. Only a set too big to encode alone keeps its records instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Node {
-    /// Inline when there is one (most names): a lookup then reaches the answer's bytes from
-    /// the node's own cache line.
-    sets: smallvec::SmallVec<[Answer; 1]>,
-}
+///
+/// One allocation per name, shared by every snapshot that has the name unchanged: a thin
+/// pointer to a table of the sets (`count`, then `type`, `length` per set, each a byte or
+/// two) followed by the encoded responses back to back. A lookup reaches the table and the
+/// answer's first bytes on one cache line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node(triomphe::ThinArc<Oversized, u8>);
 
-/// One record set of a [`Node`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Answer {
-    record_type: RecordType,
-    form: AnswerForm,
-}
+/// The sets of a [`Node`] too big for one DNS message, in type order (almost always none).
+type Oversized = Option<Box<[Arc<RecordSet>]>>;
 
-impl Answer {
-    /// The set's records: decoded from the response, or as kept.
-    fn records(&self) -> Arc<RecordSet> {
-        match &self.form {
-            AnswerForm::Wire(wire) => Arc::new(decode_answer(self.record_type, wire)),
-            AnswerForm::Records(records) => records.clone(),
-        }
+/// Bytes of a set's entry in a [`Node`]'s table: its type and its response's length (u16s).
+const SET_ENTRY: usize = 4;
+
+/// The length a [`Node`]'s table gives an oversized set: an encoded response is never empty.
+const OVERSIZED: u16 = 0;
+
+impl Default for Node {
+    /// An empty non-terminal.
+    fn default() -> Self {
+        Self(triomphe::ThinArc::from_header_and_slice(None, &[0]))
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum AnswerForm {
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.entries()
+                    .map(|(record_type, form)| (record_type, form.len())),
+            )
+            .finish()
+    }
+}
+
+/// Where a [`Node`]'s set is.
+enum SetForm<'a> {
     /// The response, encoded.
-    Wire(Box<[u8]>),
+    Wire(&'a [u8]),
     /// The records, for a set whose response does not fit a DNS message.
-    Records(Arc<RecordSet>),
+    Records(&'a Arc<RecordSet>),
+}
+
+impl SetForm<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Wire(wire) => wire.len(),
+            Self::Records(set) => set.records.len(),
+        }
+    }
+
+    /// The set's records: decoded from the response, or as kept.
+    fn records(&self, record_type: RecordType) -> Arc<RecordSet> {
+        match self {
+            Self::Wire(wire) => Arc::new(decode_answer(record_type, wire)),
+            Self::Records(set) => Arc::clone(set),
+        }
+    }
 }
 
 /// A name as the index keys it: its wire form (length-prefixed labels, root last), lowercase.
@@ -185,68 +213,131 @@ fn decode_answer(record_type: RecordType, wire: &[u8]) -> RecordSet {
 impl Node {
     /// A node for `name` with `sets` (types in the order given), each encoded once.
     pub fn new(name: &Name, sets: Vec<RecordSet>) -> Self {
-        let sets = sets
-            .into_iter()
-            .map(|set| Answer {
-                record_type: set.record_type,
-                form: match encode_answer(name, set) {
-                    Ok(wire) => AnswerForm::Wire(wire),
-                    Err(set) => AnswerForm::Records(Arc::new(set)),
-                },
-            })
-            .collect();
-        Self { sets }
+        // Fewer than 256 types exist at one name in practice (a handful do).
+        let count = u8::try_from(sets.len()).unwrap_or(u8::MAX);
+        let mut table = vec![count];
+        let mut wires = Vec::new();
+        let mut oversized = Vec::new();
+        for set in sets.into_iter().take(usize::from(count)) {
+            let record_type = u16::from(set.record_type);
+            let encoded =
+                encode_answer(name, set).and_then(|wire| match u16::try_from(wire.len()) {
+                    Ok(length) => Ok((wire, length)),
+                    // `encode_answer` refuses what a message cannot hold: cannot happen.
+                    Err(_) => Err(decode_answer(RecordType::from(record_type), &wire)),
+                });
+            let length = match encoded {
+                Ok((wire, length)) => {
+                    wires.extend_from_slice(&wire);
+                    length
+                }
+                Err(set) => {
+                    oversized.push(Arc::new(set));
+                    OVERSIZED
+                }
+            };
+            table.extend_from_slice(&record_type.to_le_bytes());
+            table.extend_from_slice(&length.to_le_bytes());
+        }
+        table.extend_from_slice(&wires);
+        let oversized = (!oversized.is_empty()).then(|| oversized.into_boxed_slice());
+        Self(triomphe::ThinArc::from_header_and_slice(oversized, &table))
+    }
+
+    /// The table of the sets: an entry of [`SET_ENTRY`] bytes per set, and the encoded
+    /// responses after it.
+    /// (The types as their codes: a query compares codes rather than convert each.)
+    fn table(&self) -> (impl Iterator<Item = (u16, usize)> + '_, &[u8]) {
+        let bytes = &self.0.slice;
+        let count = usize::from(bytes[0]);
+        let (table, wires) = bytes[1..].split_at(count * SET_ENTRY);
+        let entries = table.chunks_exact(SET_ENTRY).map(|entry| {
+            let record_type = u16::from_le_bytes([entry[0], entry[1]]);
+            (
+                record_type,
+                usize::from(u16::from_le_bytes([entry[2], entry[3]])),
+            )
+        });
+        (entries, wires)
+    }
+
+    /// Every set: its type and where it is.
+    fn entries(&self) -> impl Iterator<Item = (RecordType, SetForm<'_>)> {
+        let (table, mut wires) = self.table();
+        let mut oversized = self.0.header.header.iter().flat_map(|sets| sets.iter());
+        table.filter_map(move |(record_type, length)| {
+            let form = if length == usize::from(OVERSIZED) {
+                SetForm::Records(oversized.next()?)
+            } else {
+                let (wire, rest) = wires.split_at(length);
+                wires = rest;
+                SetForm::Wire(wire)
+            };
+            Some((RecordType::from(record_type), form))
+        })
+    }
+
+    /// The encoded response of the first set of type `wanted` (of any type for `None`): what a
+    /// query reads, so it walks the table alone (an oversized set's length is 0, so the
+    /// offsets still add up).
+    fn first_wire(&self, wanted: Option<u16>) -> Option<&[u8]> {
+        let (table, wires) = self.table();
+        let mut start = 0;
+        for (record_type, length) in table {
+            if length != usize::from(OVERSIZED) && wanted.is_none_or(|code| code == record_type) {
+                return wires.get(start..start + length);
+            }
+            start += length;
+        }
+        None
     }
 
     /// The first `len` bytes of the question name of the node's first encoded answer: the
     /// node's name in wire form, lowercase, when `len` is its length. [`Index`] checks a
     /// lookup's name here rather than in the key, since the server reads this answer next.
     pub(crate) fn owner(&self, len: usize) -> Option<&[u8]> {
-        self.sets.iter().find_map(|set| match &set.form {
-            // The question starts right after the 12-byte header.
-            AnswerForm::Wire(wire) => wire.get(12..12 + len),
-            AnswerForm::Records(_) => None,
-        })
+        // The question starts right after the 12-byte header.
+        self.first_wire(None)?.get(12..12 + len)
     }
 
     /// Whether the name has no records (an empty non-terminal).
     pub fn is_empty(&self) -> bool {
-        self.sets.is_empty()
+        self.0.slice[0] == 0
     }
 
     /// How many records the node answers with.
     pub fn record_count(&self) -> usize {
-        self.sets
-            .iter()
-            .map(|set| match &set.form {
+        self.entries()
+            .map(|(_, form)| match form {
                 // ANCOUNT of the encoded response.
-                AnswerForm::Wire(wire) => usize::from(u16::from_be_bytes([wire[6], wire[7]])),
-                AnswerForm::Records(set) => set.records.len(),
+                SetForm::Wire(wire) => usize::from(u16::from_be_bytes([wire[6], wire[7]])),
+                SetForm::Records(set) => set.records.len(),
             })
             .sum()
     }
 
-    fn find(&self, record_type: RecordType) -> Option<&Answer> {
-        self.sets.iter().find(|s| s.record_type == record_type)
+    fn find(&self, record_type: RecordType) -> Option<SetForm<'_>> {
+        self.entries()
+            .find(|(t, _)| *t == record_type)
+            .map(|(_, form)| form)
     }
 
     /// The set of `record_type`, if the name has one.
     pub fn get(&self, record_type: RecordType) -> Option<Arc<RecordSet>> {
-        self.find(record_type).map(Answer::records)
+        self.find(record_type).map(|form| form.records(record_type))
     }
 
     /// Every set of the name, in type order.
     pub fn sets(&self) -> Vec<Arc<RecordSet>> {
-        self.sets.iter().map(Answer::records).collect()
+        self.entries()
+            .map(|(record_type, form)| form.records(record_type))
+            .collect()
     }
 
     /// The pre-encoded response for `record_type`, if the name has that set and it fits one
     /// message.
     pub fn wire(&self, record_type: RecordType) -> Option<&[u8]> {
-        match &self.find(record_type)?.form {
-            AnswerForm::Wire(wire) => Some(wire),
-            AnswerForm::Records(_) => None,
-        }
+        self.first_wire(Some(u16::from(record_type)))
     }
 }
 
@@ -490,5 +581,18 @@ impl SnapshotReader {
     /// Waits until a snapshot with a serial other than `serial` is published.
     pub async fn changed_from(&mut self, serial: u32) {
         let _ = self.published.wait_for(|s| *s != serial).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_non_terminal_has_no_sets() {
+        let node = Node::default();
+        assert!(node.is_empty());
+        assert_eq!(node.record_count(), 0);
+        assert!(node.sets().is_empty() && node.owner(1).is_none());
     }
 }

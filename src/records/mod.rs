@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
@@ -532,13 +531,13 @@ impl Builder {
             return Ok(());
         }
         let new = exists.then(|| node(merged));
-        if new.as_ref() == current.map(|n| &**n) {
+        if new.as_ref() == current {
             // Unchanged: keep sharing the old node.
             return Ok(());
         }
         let previous = match new {
             None => self.names.remove(key),
-            Some(new) => self.names.insert(key.clone(), Arc::new(new)),
+            Some(new) => self.names.insert(key.clone(), new),
         };
         if let Some(previous) = previous {
             self.records -= previous.record_count();
@@ -778,7 +777,7 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
         .into_iter()
         .map(|zone| {
             let origin = Name::from(&zone.origin);
-            let mut names: Vec<(Name, &Arc<Node>)> = snapshot
+            let mut names: Vec<(Name, &Node)> = snapshot
                 .names
                 .iter()
                 .filter_map(|(key, node)| Some((key_name(key)?, node)))

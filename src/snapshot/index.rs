@@ -24,35 +24,22 @@ use super::{NameKey, Node};
 /// are cache misses in a large cluster. Between half and all of this after a split.
 const MAX_SHARD: usize = 64;
 
-/// One entry.
+/// One entry: two thin pointers.
 #[derive(Clone)]
 struct Entry {
     key: NameKey,
-    node: Arc<Node>,
-    /// Whether `node` carries `key` in its encoded answer ([`Node::owner`]): a lookup then
-    /// checks the name there, on a line the server reads next anyway, not in the key's own
-    /// allocation.
-    owner_is_key: bool,
+    node: Node,
 }
 
 impl Entry {
-    fn new(key: NameKey, node: Arc<Node>) -> Self {
-        let owner_is_key = node.owner(key.len()) == Some(&key[..]);
-        Self {
-            key,
-            node,
-            owner_is_key,
-        }
-    }
-
     fn is(&self, key: &[u8]) -> bool {
-        // The key's length is in the entry (a fat pointer): most mismatches stop here.
-        self.key.len() == key.len()
-            && if self.owner_is_key {
-                self.node.owner(key.len()) == Some(key)
-            } else {
-                *self.key == *key
-            }
+        // A node's encoded answers are for its key (see `Index::insert`): a lookup checks the
+        // name there, on a line the server reads next anyway, rather than in the key's own
+        // allocation. An empty non-terminal has no answer to carry its name.
+        match self.node.owner(key.len()) {
+            Some(owner) => owner == key,
+            None => *self.key == *key,
+        }
     }
 }
 
@@ -138,22 +125,27 @@ impl Index {
     }
 
     /// The node of `key` (a wire-form name, as [`super::name_key`] makes it).
-    pub fn get(&self, key: &[u8]) -> Option<&Arc<Node>> {
+    pub fn get(&self, key: &[u8]) -> Option<&Node> {
         self.get_key_value(key).map(|(_, node)| node)
     }
 
     /// The stored key of `key` and its node: the stored key can be shared rather than kept twice.
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&NameKey, &Arc<Node>)> {
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&NameKey, &Node)> {
         let hash = self.hash(key);
         let entry = self.shard(hash).find(hash, |e| e.is(key))?;
         Some((&entry.key, &entry.node))
     }
 
-    /// Sets the node of `key`, returning the one it replaces.
-    pub fn insert(&mut self, key: NameKey, node: Arc<Node>) -> Option<Arc<Node>> {
+    /// Sets the node of `key`, returning the one it replaces. The node's answers must be for
+    /// `key` ([`Node::new`] with the name `key` stands for), or it must have none.
+    pub fn insert(&mut self, key: NameKey, node: Node) -> Option<Node> {
+        debug_assert!(
+            node.owner(key.len()).is_none_or(|owner| owner == &key[..]),
+            "a node's answers are for its key"
+        );
         let hash = self.hash(&key);
         let hasher = self.hasher.clone();
-        let entry = Entry::new(key, node);
+        let entry = Entry { key, node };
         let shard = self.shard_mut(hash);
         match shard.find_mut(hash, |e| *e.key == *entry.key) {
             Some(existing) => Some(std::mem::replace(existing, entry).node),
@@ -167,7 +159,7 @@ impl Index {
     }
 
     /// Removes `key`, returning its node.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Arc<Node>> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<Node> {
         let hash = self.hash(key);
         // Looked up first, so removing an absent name copies nothing.
         self.shard(hash).find(hash, |e| e.is(key))?;
@@ -196,7 +188,7 @@ impl Index {
     }
 
     /// Every name and its node, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Arc<Node>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Node)> {
         self.entries().map(|e| (&e.key, &e.node))
     }
 
@@ -242,17 +234,17 @@ mod tests {
     }
 
     /// A node answering A with an address derived from `value`, so nodes can be told apart.
-    fn node(i: usize, value: u8) -> Arc<Node> {
+    fn node(i: usize, value: u8) -> Node {
         let name = Name::from_ascii(format!("host-{i}.svc.cluster.local.")).expect("valid name");
         let record = Record::from_rdata(name.clone(), 30, RData::A(A::new(10, 0, 0, value)));
-        Arc::new(Node::new(
+        Node::new(
             &name,
             vec![RecordSet {
                 record_type: RecordType::A,
                 records: vec![record],
                 additionals: Vec::new(),
             }],
-        ))
+        )
     }
 
     fn address(node: &Node) -> Option<RData> {
@@ -265,19 +257,13 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.insert(key(1), node(1, 1)), None);
         assert_eq!(index.len(), 1);
-        assert_eq!(
-            index.get(&key(1)).map(|n| address(n)),
-            Some(address(&node(1, 1)))
-        );
+        assert_eq!(index.get(&key(1)).map(address), Some(address(&node(1, 1))));
         assert!(index.get(&key(2)).is_none());
 
         let replaced = index.insert(key(1), node(1, 2)).expect("was there");
         assert_eq!(address(&replaced), address(&node(1, 1)));
         assert_eq!(index.len(), 1);
-        assert_eq!(
-            index.get(&key(1)).map(|n| address(n)),
-            Some(address(&node(1, 2)))
-        );
+        assert_eq!(index.get(&key(1)).map(address), Some(address(&node(1, 2))));
 
         assert!(index.remove(&key(2)).is_none());
         assert!(index.remove(&key(1)).is_some());
@@ -300,13 +286,20 @@ mod tests {
     fn nodes_without_an_encoded_answer_are_found_by_key() {
         let mut index = Index::default();
         // An empty non-terminal has no answer to carry its name.
-        index.insert(key(1), Arc::new(Node::default()));
+        index.insert(key(1), Node::default());
         assert!(index.get(&key(1)).is_some_and(|n| n.is_empty()));
         assert!(index.get(&key(2)).is_none());
-        // A node whose answer names another name than its key: the key decides.
-        index.insert(key(3), node(4, 4));
+        // Found by its answer's name, and no other.
+        index.insert(key(3), node(3, 3));
         assert!(index.get(&key(3)).is_some());
         assert!(index.get(&key(4)).is_none());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a node's answers are for its key")]
+    fn a_node_for_another_name_is_refused() {
+        Index::default().insert(key(3), node(4, 4));
     }
 
     #[test]
@@ -322,17 +315,14 @@ mod tests {
 
         assert_eq!(published.len(), 1000);
         assert_eq!(
-            published.get(&key(5)).map(|n| address(n)),
+            published.get(&key(5)).map(address),
             Some(address(&node(5, 1)))
         );
         assert!(published.get(&key(5000)).is_none());
         assert!(published.get(&key(7)).is_some());
 
         assert_eq!(index.len(), 1000);
-        assert_eq!(
-            index.get(&key(5)).map(|n| address(n)),
-            Some(address(&node(5, 2)))
-        );
+        assert_eq!(index.get(&key(5)).map(address), Some(address(&node(5, 2))));
         assert!(index.get(&key(7)).is_none());
     }
 

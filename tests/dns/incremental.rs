@@ -322,7 +322,7 @@ fn difference(incremental: &Snapshot, scratch: &Snapshot) -> Option<String> {
         let a = incremental.names.get(name);
         let b = scratch.names.get(name);
         if a != b {
-            let show = |node: Option<&Arc<stsdns::snapshot::Node>>| match node {
+            let show = |node: Option<&stsdns::snapshot::Node>| match node {
                 None => " (absent)".to_owned(),
                 Some(node) => describe_node(node),
             };
