@@ -178,7 +178,9 @@ pub fn name_key(name: &Name) -> NameKey {
 /// question in lowercase, the set's records as answers (their owner compressed to the
 /// question), its additional records. The fast path copies it, patches the id, RD and the
 /// question's bytes (which echoes the client's letter case), and appends an OPT record.
-/// A set too big for one message comes back as it went in.
+/// A set too big for one message comes back as it went in (hickory's encoder cuts such a
+/// message short and sets TC rather than failing: what is cut depends on the transport, so the
+/// general path does it per query).
 pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet> {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     let mut message = Message::new(0, MessageType::Response, OpCode::Query);
@@ -188,13 +190,18 @@ pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet
     message.answers = set.records;
     message.additionals = set.additionals;
     match message.to_vec() {
-        Ok(wire) => Ok(wire.into_boxed_slice()),
-        Err(_) => Err(RecordSet {
+        Ok(wire) if !truncated(&wire) => Ok(wire.into_boxed_slice()),
+        _ => Err(RecordSet {
             record_type: set.record_type,
             records: message.answers,
             additionals: message.additionals,
         }),
     }
+}
+
+/// Whether an encoded message has TC set.
+pub fn truncated(wire: &[u8]) -> bool {
+    wire.get(2).is_some_and(|flags| flags & 0x02 != 0)
 }
 
 /// The record set an encoded answer holds (the inverse of [`encode_answer`]).

@@ -664,6 +664,28 @@ fn weights_are_max_1_floor_100_over_n() {
 }
 
 #[test]
+fn a_set_too_big_for_one_message_keeps_every_record() {
+    // 2,000 addresses: hickory compresses the first 120 names of a message only, so the A set
+    // takes about 90 KB, more than a DNS message holds. hickory's encoder then truncates it
+    // (and sets TC) rather than failing; the snapshot must still hold every record.
+    let snapshot = snapshot(&headless_with(2000), &ZoneConfig::default());
+    let a = lookup(&snapshot, "web.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(a.answers.len(), 2000);
+    let srv = lookup(&snapshot, "web.default.svc.cluster.local.", RecordType::SRV);
+    assert_eq!((srv.answers.len(), srv.additionals.len()), (2000, 2000));
+    let text = &zone_text(&snapshot)[2].1;
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("web.default.svc.cluster.local. 5 IN A "))
+            .count(),
+        2000
+    );
+    // Pod A and PTR (2,000 each), the Service's A and two SRV sets, the apex's SOA, NS and
+    // TXT, and the reverse zones' SOA and NS.
+    assert_eq!(snapshot.record_count(), 5 * 2000 + 3 + 4);
+}
+
+#[test]
 fn peers_come_in_ordinal_order() {
     let snapshot = snapshot(&headless_with(12), &ZoneConfig::default());
     let got = lookup(&snapshot, "web.default.svc.cluster.local.", RecordType::SRV);

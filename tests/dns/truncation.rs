@@ -129,6 +129,89 @@ async fn additionals_that_do_not_fit_are_dropped_without_tc() {
 }
 
 #[tokio::test]
+async fn tcp_answers_past_what_hickory_encodes_in_one_message() {
+    // 600 SRV records (about 50 KB: hickory compresses the first 120 names of a message only)
+    // fit one message; with their 600 A records in the additional section the reply would be
+    // about 80 KB. hickory's encoder cuts such a message short itself and sets TC; the answer
+    // is complete, so TC must stay clear.
+    let server = TestServer::with_manifests(
+        &big_headless("web", 600, &[("http", 80)]),
+        Default::default(),
+    )
+    .await;
+    for edns in [None, Some(1232)] {
+        let (reply, size) = exchange(
+            server.addr,
+            &query_message(SRV_NAME, RecordType::SRV, edns),
+            Transport::Tcp,
+        )
+        .await;
+        assert!(
+            !reply.metadata.truncation,
+            "{edns:?}: complete answer, TC set"
+        );
+        assert_eq!(srv_count(&reply), 600, "{edns:?}");
+        assert!(additionals(&reply).len() < 600, "{edns:?}: {size} bytes");
+    }
+    // Over UDP, as many answers as the client's buffer holds, with TC.
+    let (reply, size) = exchange(
+        server.addr,
+        &query_message(SRV_NAME, RecordType::SRV, Some(1232)),
+        Transport::Udp,
+    )
+    .await;
+    assert!(reply.metadata.truncation && size <= 1232, "{size} bytes");
+    assert!(srv_count(&reply) > 10, "{}", srv_count(&reply));
+}
+
+#[tokio::test]
+async fn a_set_larger_than_any_message_is_cut_at_the_last_record_that_fits_with_tc() {
+    // 2,000 A records at one name take about 90 KB: no message holds them all.
+    let server = TestServer::with_manifests(
+        &big_headless("web", 2000, &[("http", 80)]),
+        Default::default(),
+    )
+    .await;
+    let name = "web.default.svc.cluster.local.";
+    let (reply, size) = exchange(
+        server.addr,
+        &query_message(name, RecordType::A, None),
+        Transport::Tcp,
+    )
+    .await;
+    assert!(reply.metadata.truncation, "not every record fits");
+    let count = reply.answers.len();
+    // Past the first 120 (compressed) names, each A record takes 45 bytes: one more would
+    // not have fitted.
+    assert!(
+        size <= 65535 && size + 45 > 65535,
+        "{size} bytes, {count} records"
+    );
+    let (reply, size) = exchange(
+        server.addr,
+        &query_message(name, RecordType::A, Some(1232)),
+        Transport::Udp,
+    )
+    .await;
+    assert!(reply.metadata.truncation && size <= 1232 && size + 16 > 1232 - 11);
+    assert!(reply.answers.len() > 60, "{}", reply.answers.len());
+    // The SRV set too: cut, and said to be.
+    for edns in [None, Some(1232)] {
+        let (reply, _) = exchange(
+            server.addr,
+            &query_message(name, RecordType::SRV, edns),
+            Transport::Tcp,
+        )
+        .await;
+        let count = srv_count(&reply);
+        assert!(
+            reply.metadata.truncation,
+            "{edns:?}: {count} of 2000 SRV records, no TC"
+        );
+    }
+}
+
+#[tokio::test]
 async fn udp_replies_never_exceed_the_advertised_buffer() {
     let server = three_hundred().await;
     for name in [SRV_NAME, "web.default.svc.cluster.local."] {
