@@ -294,13 +294,19 @@ impl Builder {
         for owner in stale {
             self.set(owner, Table::default(), state, &mut regenerated)?;
         }
-        let dirty = Dirty {
-            everything: false,
-            services: state.services().map(|s| s.key.clone()).collect(),
-            namespaces: state.namespaces().cloned().collect(),
-            pods: state.pods().map(|p| p.key.clone()).collect(),
-        };
-        self.update(state, &dirty)
+        // Every owner of the state, made one at a time (not a `Dirty` of every key first).
+        let verified = self.config.pods == PodsMode::Verified;
+        let owners = state
+            .services()
+            .map(|s| Owner::Service(s.key.clone()))
+            .chain(state.namespaces().cloned().map(Owner::Namespace))
+            .chain(
+                state
+                    .pods()
+                    .filter(|_| verified)
+                    .map(|p| Owner::Pod(p.key.clone())),
+            );
+        self.regenerate(state, owners)
     }
 
     /// Rebuilds the names of what `dirty` says changed.
@@ -308,10 +314,8 @@ impl Builder {
         if dirty.everything {
             return self.rebuild(state);
         }
-        // Other owners' records regenerated during this update, each at most once.
-        let mut regenerated = HashMap::default();
         let verified = self.config.pods == PodsMode::Verified;
-        let owners: Vec<Owner> = dirty
+        let owners = dirty
             .services
             .iter()
             .map(|key| Owner::Service(key.clone()))
@@ -323,8 +327,18 @@ impl Builder {
                     .filter(|_| verified)
                     .cloned()
                     .map(Owner::Pod),
-            )
-            .collect();
+            );
+        self.regenerate(state, owners)
+    }
+
+    /// Replaces what each of `owners` contributes with what it contributes in `state`.
+    fn regenerate(
+        &mut self,
+        state: &ClusterState,
+        owners: impl Iterator<Item = Owner>,
+    ) -> Result<(), ProtoError> {
+        // Other owners' records regenerated during this update, each at most once.
+        let mut regenerated = HashMap::default();
         for owner in owners {
             let table = self.table(&owner, state)?;
             regenerated.remove(&owner);
