@@ -635,6 +635,11 @@ mod tests {
         let label_key = |pod: &Pod| pod.labels.iter().next().expect("labelled").0.clone();
         assert_eq!(label_key(first), label_key(second), "the same first label");
         assert!(Arc::ptr_eq(&label_key(first), &label_key(second)));
+        // A StatefulSet's Pods share their subdomain and their ports' names.
+        let subdomain = |pod: &Pod| pod.subdomain.clone().expect("a subdomain");
+        assert!(Arc::ptr_eq(&subdomain(first), &subdomain(second)));
+        let port = |pod: &Pod| pod.container_ports[0].name.clone().expect("a named port");
+        assert!(Arc::ptr_eq(&port(first), &port(second)));
         let hostname = first.hostname.as_ref().expect("a hostname");
         assert_eq!(hostname.as_str(), &*first.key.name);
         let mut strings = Interner::default();

@@ -1139,7 +1139,7 @@ mod tests {
         let web_2 = web_2.expect("web-2 is applied");
         assert!(web_2.ready);
         assert_eq!(
-            web_2.ips,
+            *web_2.ips,
             ["10.244.3.12".parse::<std::net::IpAddr>().expect("an IP")]
         );
     }

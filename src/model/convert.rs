@@ -1057,7 +1057,7 @@ pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
     for c in &spec.containers {
         for p in c.ports.iter().flatten() {
             container_ports.push(ContainerPort {
-                name: p.name.clone(),
+                name: p.name.as_deref().map(Arc::from),
                 protocol: protocol(p.protocol.as_deref(), KIND, &key)?,
                 port: port_number(
                     p.container_port,
@@ -1069,18 +1069,15 @@ pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
         }
     }
 
-    // Kept for the Pod's life: no spare capacity (a pushed-to Vec holds four).
-    ips.shrink_to_fit();
-    container_ports.shrink_to_fit();
     Ok(Pod {
         key,
         labels: pod.metadata.labels.unwrap_or_default().into(),
         hostname,
-        subdomain: spec.subdomain.filter(|s| !s.is_empty()),
-        ips,
+        subdomain: spec.subdomain.filter(|s| !s.is_empty()).map(Arc::from),
+        ips: ips.into(),
         ready,
         terminating: pod.metadata.deletion_timestamp.is_some(),
-        container_ports,
+        container_ports: container_ports.into(),
     })
 }
 

@@ -739,7 +739,7 @@ impl ClusterState {
             .map(|pod| EndpointGroup {
                 ports: derived_ports(service, pod),
                 endpoints: vec![ResolvedEndpoint {
-                    addresses: pod.ips.clone(),
+                    addresses: pod.ips.to_vec(),
                     ready: service.publish_not_ready_addresses || (pod.ready && !pod.terminating),
                     hostname: pod
                         .hostname
@@ -818,15 +818,16 @@ mod tests {
             },
             labels: [("app".to_owned(), "web".to_owned())].into(),
             hostname: Some(Hostname::new(name).expect("valid")),
-            subdomain: Some(subdomain.to_owned()),
-            ips: vec![ip.parse().expect("ip")],
+            subdomain: Some(subdomain.into()),
+            ips: [ip.parse().expect("ip")].into(),
             ready,
             terminating: false,
-            container_ports: vec![ContainerPort {
+            container_ports: [ContainerPort {
                 name: Some("http".into()),
                 protocol: Protocol::Tcp,
                 port: 80,
-            }],
+            }]
+            .into(),
         }
     }
 

@@ -255,8 +255,8 @@ pub struct EndpointSlice {
 /// A named container port of a Pod, for resolving named target ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPort {
-    /// The port's name.
-    pub name: Option<String>,
+    /// The port's name (shared: every Pod of a workload names its ports alike).
+    pub name: Option<Arc<str>>,
     /// Its protocol.
     pub protocol: Protocol,
     /// The container port number.
@@ -272,16 +272,17 @@ pub struct Pod {
     pub labels: Labels,
     /// `spec.hostname`, if set and valid.
     pub hostname: Option<Hostname>,
-    /// `spec.subdomain`, if set.
-    pub subdomain: Option<String>,
-    /// `status.podIPs` (or `status.podIP`).
-    pub ips: Vec<IpAddr>,
+    /// `spec.subdomain`, if set (shared: the Pods of a StatefulSet have the same).
+    pub subdomain: Option<Arc<str>>,
+    /// `status.podIPs` (or `status.podIP`). Boxed slices here: kept for the Pod's life, so no
+    /// spare capacity and no capacity field.
+    pub ips: Box<[IpAddr]>,
     /// The `Ready` condition is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
     /// The ports of its containers.
-    pub container_ports: Vec<ContainerPort>,
+    pub container_ports: Box<[ContainerPort]>,
 }
 
 /// A Pod's labels, sorted by key. Each string is an `Arc` that the state's label index shares,
@@ -564,6 +565,14 @@ impl Object {
                     p.labels.share(strings);
                     if let Some(hostname) = &mut p.hostname {
                         hostname.share(strings);
+                    }
+                    if let Some(subdomain) = &mut p.subdomain {
+                        strings.share(subdomain);
+                    }
+                    for port in &mut p.container_ports {
+                        if let Some(name) = &mut port.name {
+                            strings.share(name);
+                        }
                     }
                 }
             }

@@ -111,15 +111,16 @@ pub(crate) fn cluster(size: &Size) -> (Vec<Service>, Vec<(Pod, String)>) {
                     },
                     labels: [("app".to_owned(), app.clone())].into(),
                     hostname: Some(Hostname::new(&name).unwrap()),
-                    subdomain: Some(format!("svc-{s}")),
-                    ips: vec![IpAddr::V4(pod_ip(index))],
+                    subdomain: Some(format!("svc-{s}").into()),
+                    ips: [IpAddr::V4(pod_ip(index))].into(),
                     ready: true,
                     terminating: false,
-                    container_ports: vec![ContainerPort {
+                    container_ports: [ContainerPort {
                         name: Some("web".into()),
                         protocol: Protocol::Tcp,
                         port: 80,
-                    }],
+                    }]
+                    .into(),
                 };
                 pods.push((pod, host));
             }

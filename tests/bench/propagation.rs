@@ -104,7 +104,7 @@ fn watch_line(pod: &Pod) -> String {
             },
             "spec": {
                 "hostname": pod.hostname.as_ref().map(Hostname::as_str),
-                "subdomain": pod.subdomain,
+                "subdomain": pod.subdomain.as_deref(),
                 "containers": [{"name": "main", "image": "nginx",
                     "ports": [{"name": "web", "containerPort": 80, "protocol": "TCP"}]}],
             },

@@ -97,15 +97,16 @@ fn pod(version: u64) -> Object {
         },
         labels: [("app".to_owned(), "web".to_owned())].into(),
         hostname: Some(Hostname::new(&name).expect("valid")),
-        subdomain: Some("web".to_owned()),
-        ips: vec![IpAddr::V4(address(version))],
+        subdomain: Some("web".into()),
+        ips: [IpAddr::V4(address(version))].into(),
         ready: true,
         terminating: false,
-        container_ports: vec![ContainerPort {
-            name: Some("web".to_owned()),
+        container_ports: [ContainerPort {
+            name: Some("web".into()),
             protocol: Protocol::Tcp,
             port: 80,
-        }],
+        }]
+        .into(),
     })
 }
 

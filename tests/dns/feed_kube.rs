@@ -189,7 +189,7 @@ async fn objects_are_cut_down_to_the_model() {
     let Event::InitApply(Object::Pod(pod), origin) = feed.next(PODS).await else {
         panic!("expected the pod")
     };
-    assert_eq!(pod.ips, ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(*pod.ips, ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
     assert!(pod.ready);
     assert_eq!(
         pod.hostname.as_ref().map(|h| h.to_string()).as_deref(),
@@ -211,14 +211,17 @@ async fn pod_changes_arrive_as_apply_and_delete() {
     let Event::Apply(Object::Pod(added), _) = feed.next(PODS).await else {
         panic!("expected ADDED as Apply")
     };
-    assert_eq!(added.ips, ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        *added.ips,
+        ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
 
     api.apply(Kind::Pod, pod("web-0", "10.0.0.9"));
     let Event::Apply(Object::Pod(modified), _) = feed.next(PODS).await else {
         panic!("expected MODIFIED as Apply")
     };
     assert_eq!(
-        modified.ips,
+        *modified.ips,
         ["10.0.0.9".parse::<std::net::IpAddr>().unwrap()]
     );
 

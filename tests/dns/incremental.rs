@@ -171,13 +171,13 @@ fn pod(rng: &mut Rng) -> Pod {
         },
         labels: labels.into(),
         hostname: rng.chance(70).then(|| Hostname::new(name).unwrap()),
-        subdomain: rng.chance(70).then(|| rng.pick(&SERVICES).to_owned()),
-        ips: addresses(rng, 2),
+        subdomain: rng.chance(70).then(|| rng.pick(&SERVICES).into()),
+        ips: addresses(rng, 2).into(),
         ready: rng.chance(60),
         terminating: rng.chance(10),
         container_ports: (0..rng.below(3))
             .map(|_| ContainerPort {
-                name: port_name(rng),
+                name: port_name(rng).map(Arc::from),
                 protocol: protocol(rng),
                 port: rng.pick(&[80, 8080, 9100]),
             })
