@@ -114,7 +114,7 @@ pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet
     let question = Query::query(name.to_lowercase(), set.record_type);
     let encoded = BUFFER.with_borrow_mut(|buffer| {
         buffer.clear();
-        emit_message_parts(
+        let header = emit_message_parts(
             &metadata,
             &mut std::iter::once(&question),
             &mut set.records.iter(),
@@ -124,9 +124,12 @@ pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet
             None,
             &mut BinEncoder::new(buffer),
         )
-        .map(|_| Box::from(buffer.as_slice()))
+        .ok()?;
+        // hickory truncates what does not fit 64 KiB (and sets TC) rather than failing: such a
+        // response is not the set, which is kept as records instead.
+        (!header.metadata.truncation).then(|| Box::from(buffer.as_slice()))
     });
-    encoded.map_err(|_| set)
+    encoded.ok_or(set)
 }
 
 /// The record set an encoded answer holds (the inverse of [`encode_answer`]).
