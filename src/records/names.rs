@@ -63,8 +63,36 @@ pub fn pod(ip: IpAddr, ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> 
 }
 
 /// The reverse name of an address: `d.c.b.a.in-addr.arpa.` or the nibble form under `ip6.arpa.`.
+///
+/// The same name as hickory's `Name::from(IpAddr)`, built from byte labels: that one formats
+/// each octet or nibble into a `String` of its own.
 pub fn reverse(ip: IpAddr) -> Name {
-    Name::from(ip)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Every label is 1 to 7 bytes and the name at most 73: appending cannot fail.
+    let append = |name: Name, label: &[u8]| name.append_label(label).expect("short label");
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut name = Name::root();
+            for octet in v4.octets().into_iter().rev() {
+                let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
+                let skip = match octet {
+                    100.. => 0,
+                    10.. => 1,
+                    _ => 2,
+                };
+                name = append(name, &digits[skip..]);
+            }
+            append(append(name, b"in-addr"), b"arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = Name::root();
+            for byte in v6.octets().into_iter().rev() {
+                name = append(name, &[HEX[usize::from(byte & 0xf)]]);
+                name = append(name, &[HEX[usize::from(byte >> 4)]]);
+            }
+            append(append(name, b"ip6"), b"arpa")
+        }
+    }
 }
 
 /// The apexes of the reverse zones.
@@ -159,6 +187,29 @@ mod tests {
             "10-42-0-11.prod.pod.cluster.local."
         );
         assert_eq!(reverse(ip).to_string(), "11.0.42.10.in-addr.arpa.");
+    }
+
+    #[test]
+    fn reverse_names_are_hickorys() {
+        let ips = [
+            "0.0.0.0",
+            "9.10.99.100",
+            "10.42.0.11",
+            "255.254.199.200",
+            "::",
+            "::1",
+            "2001:db8::f0a",
+            "fd00:abcd:ef01:2345:6789:abcd:ef01:2345",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        for ip in ips {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let ours = reverse(ip);
+            let hickorys = Name::from(ip);
+            assert!(ours.eq_case(&hickorys), "{ip}: {ours} != {hickorys}");
+            assert_eq!(ours.is_fqdn(), hickorys.is_fqdn(), "{ip}");
+            assert!(ours.iter().eq(hickorys.iter()), "{ip}: labels differ");
+        }
     }
 
     #[test]
