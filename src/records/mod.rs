@@ -685,7 +685,7 @@ fn add_headless(
         for endpoint in group.endpoints.iter().filter(|e| e.ready) {
             let targets = match &endpoint.hostname {
                 Some(host) => vec![Target {
-                    name: names::host(host.as_str(), service_name)?,
+                    name: names::endpoint(host, service_name)?,
                     addresses: endpoint.addresses.clone(),
                 }],
                 None => endpoint
@@ -693,7 +693,7 @@ fn add_headless(
                     .iter()
                     .map(|ip| {
                         Ok(Target {
-                            name: names::host(&names::dashed(*ip), service_name)?,
+                            name: names::dashed_endpoint(*ip, service_name)?,
                             addresses: vec![*ip],
                         })
                     })

@@ -778,6 +778,44 @@ fn distinct_keeps_the_first_of_each_record_in_order_short_or_long() {
     }
 }
 
+/// `xn--a` is a valid DNS-1123 label (Kubernetes accepts it), but not valid punycode: hickory's
+/// IDNA mapping of `&str` labels rejected it, and the whole build failed with it.
+#[test]
+fn names_that_look_like_punycode_are_served_as_they_are() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: xn--a, namespace: xn--b}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: xn--b, labels: {app: web}}
+spec: {hostname: xn--c, subdomain: xn--a, containers: []}
+status: {podIP: 10.9.0.1, conditions: [{type: Ready, status: "True"}]}
+"#;
+    let snapshot = snapshot(&state(yaml), &ZoneConfig::default());
+    for (name, record_type, answer) in [
+        (
+            "xn--c.xn--a.xn--b.svc.cluster.local.",
+            RecordType::A,
+            "xn--c.xn--a.xn--b.svc.cluster.local. 5 IN A 10.9.0.1",
+        ),
+        (
+            "1.0.9.10.in-addr.arpa.",
+            RecordType::PTR,
+            "1.0.9.10.in-addr.arpa. 5 IN PTR xn--c.xn--a.xn--b.svc.cluster.local.",
+        ),
+    ] {
+        let got = lookup(&snapshot, name, record_type);
+        assert_eq!(got.code, ResponseCode::NoError, "{name}");
+        assert_eq!(got.answers, [answer], "{name}");
+    }
+}
+
 /// A set whose response does not fit one DNS message (64 KiB) is kept as records, whole. It was
 /// kept as hickory encodes it, truncated (for these 2,000 SRV records: 753, and none of their
 /// additional records), which the general path then decoded and served as the whole set.
