@@ -45,8 +45,9 @@ struct PendingSet {
 #[derive(Debug, Default, Clone)]
 struct Distinct {
     list: Vec<Record>,
-    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic.
-    hashes: Option<foldhash::HashSet<u64>>,
+    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic. Boxed:
+    /// most sets never have it, and every name carries two `Distinct`s.
+    hashes: Option<Box<foldhash::HashSet<u64>>>,
 }
 
 /// From this many records a [`Distinct`] looks duplicates up by hash rather than by scanning.
@@ -66,7 +67,7 @@ impl Distinct {
             }
         };
         if self.hashes.is_none() && self.list.len() >= HASHED_FROM {
-            self.hashes = Some(self.list.iter().map(hash).collect());
+            self.hashes = Some(Box::new(self.list.iter().map(hash).collect()));
         }
         let scan = match &mut self.hashes {
             // A new hash is a new record; a known one is most likely a duplicate: confirm.
@@ -118,7 +119,7 @@ fn same_name(a: &Name, b: &Name) -> bool {
 struct Table {
     /// Keyed as the index keys names, so publishing needs no second conversion; an empty map
     /// is an empty non-terminal.
-    names: HashMap<NameKey, BTreeMap<RecordTypeKey, PendingSet>>,
+    names: HashMap<NameKey, NameSets>,
 }
 
 /// `RecordType` is not `Ord`; its numeric code is.
@@ -142,7 +143,7 @@ impl Table {
     /// one name, which converts the name once.
     fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
         let node = self.names.entry(key.clone()).or_default();
-        let set = node.entry(u16::from(record.record_type())).or_default();
+        let set = node.set_mut(u16::from(record.record_type()));
         set.records.insert(record, true);
         for add in additionals {
             set.additionals.insert(add, false);
@@ -513,7 +514,7 @@ impl Builder {
                         }
                     };
                     for (record_type, set) in contribution {
-                        let into = merged.entry(*record_type).or_default();
+                        let into = merged.set_mut(*record_type);
                         for record in &set.records.list {
                             into.records.insert(record.clone(), true);
                         }
@@ -550,8 +551,52 @@ impl Builder {
     }
 }
 
-/// The record sets at one name, by type.
-type NameSets = BTreeMap<RecordTypeKey, PendingSet>;
+/// The record sets at one name, in type order. Most names have one set, so it is kept inline:
+/// a `BTreeMap` allocated a node of over a kilobyte for each name of a build.
+#[derive(Debug, Default, Clone)]
+struct NameSets(smallvec::SmallVec<[(RecordTypeKey, PendingSet); 1]>);
+
+impl NameSets {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn contains_key(&self, record_type: &RecordTypeKey) -> bool {
+        self.0.iter().any(|(t, _)| t == record_type)
+    }
+
+    /// The set of `record_type`, added empty if there is none.
+    fn set_mut(&mut self, record_type: RecordTypeKey) -> &mut PendingSet {
+        let at = match self.0.binary_search_by_key(&record_type, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (record_type, PendingSet::default()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    fn into_values(self) -> impl Iterator<Item = PendingSet> {
+        self.0.into_iter().map(|(_, set)| set)
+    }
+}
+
+impl<'a> IntoIterator for &'a NameSets {
+    type Item = (&'a RecordTypeKey, &'a PendingSet);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (RecordTypeKey, PendingSet)>,
+        fn(&'a (RecordTypeKey, PendingSet)) -> (&'a RecordTypeKey, &'a PendingSet),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(t, set)| (t, set))
+    }
+}
 
 /// A published node from merged record sets, each with its response pre-encoded.
 fn node(sets: NameSets) -> Node {
