@@ -628,7 +628,7 @@ struct Target {
     addresses: Vec<IpAddr>,
 }
 
-fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl: u32) {
+fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: u32) {
     if candidates.is_empty() {
         return;
     }
@@ -643,7 +643,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
-    for (target, port) in candidates {
+    for &(target, port) in candidates {
         // A duplicate (target, port) adds no record (the table keeps one copy of each), but its
         // addresses still go in the additional section: the same host can come from an IPv4 and
         // an IPv6 slice, each candidate carrying one family.
@@ -657,7 +657,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
             Record::from_rdata(
                 owner.clone(),
                 ttl,
-                RData::SRV(SRV::new(0, weight, port, target.name)),
+                RData::SRV(SRV::new(0, weight, port, target.name.clone())),
             ),
             additionals,
         );
@@ -683,9 +683,14 @@ fn add_service(
             ));
         }
         ServiceKind::ClusterIp(ips) => {
-            table.touch(&service_name);
+            let service_key = name_key(&service_name);
+            table.names.entry(service_key.clone()).or_default();
             for ip in ips {
-                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add_at(
+                    &service_key,
+                    address_record(service_name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 if ptr {
                     table.add(Record::from_rdata(
                         names::reverse(*ip),
@@ -694,18 +699,18 @@ fn add_service(
                     ));
                 }
             }
-            let target = || Target {
-                name: service_name.clone(),
+            let target = Target {
+                name: service_name,
                 addresses: ips.clone(),
             };
             for port in &service.ports {
                 if let Some(port_name) = &port.name {
-                    let owner = names::srv(port_name, port.protocol, &service_name)?;
-                    srv_set(table, &owner, vec![(target(), port.port)], ttl);
+                    let owner = names::srv(port_name, port.protocol, &target.name)?;
+                    srv_set(table, &owner, &[(&target, port.port)], ttl);
                 }
             }
-            let all = service.ports.iter().map(|p| (target(), p.port)).collect();
-            srv_set(table, &service_name, all, ttl);
+            let all: Vec<_> = service.ports.iter().map(|p| (&target, p.port)).collect();
+            srv_set(table, &target.name, &all, ttl);
         }
         ServiceKind::Headless => add_headless(table, &service_name, groups, ttl, ptr)?,
     }
@@ -762,13 +767,18 @@ fn add_headless(
     let service_key = name_key(service_name);
     for (_, endpoint) in &published {
         for target in &endpoint.targets {
+            let target_key = name_key(&target.name);
             for ip in &target.addresses {
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
                     Vec::new(),
                 );
-                table.add(address_record(target.name.clone(), ttl, *ip));
+                table.add_at(
+                    &target_key,
+                    address_record(target.name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 if ptr {
                     table.add(Record::from_rdata(
                         names::reverse(*ip),
@@ -781,35 +791,26 @@ fn add_headless(
     }
 
     // `_port._proto` SRV, one set per named port, across every group that has the port.
-    let mut named: BTreeMap<(String, crate::model::Protocol), Vec<(Target, u16)>> = BTreeMap::new();
+    let mut named: BTreeMap<(&str, crate::model::Protocol), Vec<(&Target, u16)>> = BTreeMap::new();
     let mut bare = Vec::new();
     for (_, endpoint) in &published {
         for port in &endpoint.group.ports {
             for target in &endpoint.targets {
-                let candidate = || {
-                    (
-                        Target {
-                            name: target.name.clone(),
-                            addresses: target.addresses.clone(),
-                        },
-                        port.port,
-                    )
-                };
                 if let Some(name) = &port.name {
                     named
-                        .entry((name.clone(), port.protocol))
+                        .entry((name, port.protocol))
                         .or_default()
-                        .push(candidate());
+                        .push((target, port.port));
                 }
-                bare.push(candidate());
+                bare.push((target, port.port));
             }
         }
     }
     for ((port_name, protocol), candidates) in named {
-        let owner = names::srv(&port_name, protocol, service_name)?;
-        srv_set(table, &owner, candidates, ttl);
+        let owner = names::srv(port_name, protocol, service_name)?;
+        srv_set(table, &owner, &candidates, ttl);
     }
-    srv_set(table, service_name, bare, ttl);
+    srv_set(table, service_name, &bare, ttl);
     Ok(())
 }
 
