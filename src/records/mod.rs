@@ -537,6 +537,8 @@ impl Builder {
             // Unchanged: keep sharing the old node.
             return Ok(());
         }
+        // Counted before the move, rather than looked up again once inserted.
+        let added = new.as_ref().map_or(0, Node::record_count);
         let previous = match new {
             None => self.names.remove(key),
             Some(new) => self.names.insert(key.clone(), Arc::new(new)),
@@ -544,9 +546,7 @@ impl Builder {
         if let Some(previous) = previous {
             self.records -= previous.record_count();
         }
-        if let Some(current) = self.names.get(key) {
-            self.records += current.record_count();
-        }
+        self.records += added;
         Ok(())
     }
 }
