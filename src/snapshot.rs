@@ -182,21 +182,39 @@ pub fn name_key(name: &Name) -> NameKey {
 /// message short and sets TC rather than failing: what is cut depends on the transport, so the
 /// general path does it per query).
 pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet> {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    let mut message = Message::new(0, MessageType::Response, OpCode::Query);
-    message.metadata.authoritative = true;
-    message.add_query(Query::query(name.to_lowercase(), set.record_type));
-    // Moved in and out rather than cloned: this runs for every set of every published name.
-    message.answers = set.records;
-    message.additionals = set.additionals;
-    match message.to_vec() {
-        Ok(wire) if !truncated(&wire) => Ok(wire.into_boxed_slice()),
-        _ => Err(RecordSet {
-            record_type: set.record_type,
-            records: message.answers,
-            additionals: message.additionals,
-        }),
+    use std::cell::RefCell;
+
+    use hickory_proto::op::{MessageType, Metadata, OpCode, Query, emit_message_parts};
+    use hickory_proto::serialize::binary::BinEncoder;
+
+    thread_local! {
+        /// Where this thread encodes: a build encodes every set of every name, and a fresh
+        /// 512-byte `Vec` per answer, shrunk to fit afterwards, was two allocations each. (The
+        /// `BinEncoder` itself cannot be kept: its count of compressed names never resets.)
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
+    // What `Message::to_vec` emits for such a message, without building the `Message`.
+    let mut metadata = Metadata::new(0, MessageType::Response, OpCode::Query);
+    metadata.authoritative = true;
+    let question = Query::query(name.to_lowercase(), set.record_type);
+    let encoded = BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        let header = emit_message_parts(
+            &metadata,
+            &mut std::iter::once(&question),
+            &mut set.records.iter(),
+            &mut std::iter::empty::<&Record>(),
+            &mut set.additionals.iter(),
+            None,
+            None,
+            &mut BinEncoder::new(buffer),
+        )
+        .ok()?;
+        // hickory truncates what does not fit 64 KiB (and sets TC) rather than failing: such a
+        // response is not the set, which is kept as records instead.
+        (!header.metadata.truncation).then(|| Box::from(buffer.as_slice()))
+    });
+    encoded.ok_or(set)
 }
 
 /// Whether an encoded message has TC set.

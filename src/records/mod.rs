@@ -44,8 +44,9 @@ struct PendingSet {
 #[derive(Debug, Default, Clone)]
 struct Distinct {
     list: Vec<Record>,
-    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic.
-    hashes: Option<foldhash::HashSet<u64>>,
+    /// Hashes of `list` once it is long, so a set of thousands of Pods is not quadratic. Boxed:
+    /// most sets never have it, and every name carries two `Distinct`s.
+    hashes: Option<Box<foldhash::HashSet<u64>>>,
 }
 
 /// From this many records a [`Distinct`] looks duplicates up by hash rather than by scanning.
@@ -65,7 +66,7 @@ impl Distinct {
             }
         };
         if self.hashes.is_none() && self.list.len() >= HASHED_FROM {
-            self.hashes = Some(self.list.iter().map(hash).collect());
+            self.hashes = Some(Box::new(self.list.iter().map(hash).collect()));
         }
         let scan = match &mut self.hashes {
             // A new hash is a new record; a known one is most likely a duplicate: confirm.
@@ -117,7 +118,7 @@ fn same_name(a: &Name, b: &Name) -> bool {
 struct Table {
     /// Keyed as the index keys names, so publishing needs no second conversion; an empty map
     /// is an empty non-terminal.
-    names: HashMap<NameKey, BTreeMap<RecordTypeKey, PendingSet>>,
+    names: HashMap<NameKey, NameSets>,
 }
 
 /// `RecordType` is not `Ord`; its numeric code is.
@@ -141,7 +142,7 @@ impl Table {
     /// one name, which converts the name once.
     fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
         let node = self.names.entry(key.clone()).or_default();
-        let set = node.entry(u16::from(record.record_type())).or_default();
+        let set = node.set_mut(u16::from(record.record_type()));
         set.records.insert(record, true);
         for add in additionals {
             set.additionals.insert(add, false);
@@ -526,7 +527,7 @@ impl Builder {
                         }
                     };
                     for (record_type, set) in contribution {
-                        let into = merged.entry(*record_type).or_default();
+                        let into = merged.set_mut(*record_type);
                         for record in &set.records.list {
                             into.records.insert(record.clone(), true);
                         }
@@ -549,6 +550,8 @@ impl Builder {
             // Unchanged: keep sharing the old node.
             return Ok(());
         }
+        // Counted before the move, rather than looked up again once inserted.
+        let added = new.as_ref().map_or(0, Node::record_count);
         let previous = match new {
             None => self.names.remove(key),
             Some(new) => self.names.insert(key.clone(), new),
@@ -556,15 +559,57 @@ impl Builder {
         if let Some(previous) = previous {
             self.records -= previous.record_count();
         }
-        if let Some(current) = self.names.get(key) {
-            self.records += current.record_count();
-        }
+        self.records += added;
         Ok(())
     }
 }
 
-/// The record sets at one name, by type.
-type NameSets = BTreeMap<RecordTypeKey, PendingSet>;
+/// The record sets at one name, in type order. Most names have one set, so it is kept inline:
+/// a `BTreeMap` allocated a node of over a kilobyte for each name of a build.
+#[derive(Debug, Default, Clone)]
+struct NameSets(smallvec::SmallVec<[(RecordTypeKey, PendingSet); 1]>);
+
+impl NameSets {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn contains_key(&self, record_type: &RecordTypeKey) -> bool {
+        self.0.iter().any(|(t, _)| t == record_type)
+    }
+
+    /// The set of `record_type`, added empty if there is none.
+    fn set_mut(&mut self, record_type: RecordTypeKey) -> &mut PendingSet {
+        let at = match self.0.binary_search_by_key(&record_type, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (record_type, PendingSet::default()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    fn into_values(self) -> impl Iterator<Item = PendingSet> {
+        self.0.into_iter().map(|(_, set)| set)
+    }
+}
+
+impl<'a> IntoIterator for &'a NameSets {
+    type Item = (&'a RecordTypeKey, &'a PendingSet);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (RecordTypeKey, PendingSet)>,
+        fn(&'a (RecordTypeKey, PendingSet)) -> (&'a RecordTypeKey, &'a PendingSet),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(t, set)| (t, set))
+    }
+}
 
 /// A published node from merged record sets, each with its response pre-encoded.
 fn node(sets: NameSets) -> Node {
@@ -596,7 +641,7 @@ struct Target {
     addresses: Vec<IpAddr>,
 }
 
-fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl: u32) {
+fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: u32) {
     if candidates.is_empty() {
         return;
     }
@@ -611,7 +656,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
-    for (target, port) in candidates {
+    for &(target, port) in candidates {
         // A duplicate (target, port) adds no record (the table keeps one copy of each), but its
         // addresses still go in the additional section: the same host can come from an IPv4 and
         // an IPv6 slice, each candidate carrying one family.
@@ -625,7 +670,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: Vec<(Target, u16)>, ttl:
             Record::from_rdata(
                 owner.clone(),
                 ttl,
-                RData::SRV(SRV::new(0, weight, port, target.name)),
+                RData::SRV(SRV::new(0, weight, port, target.name.clone())),
             ),
             additionals,
         );
@@ -651,9 +696,14 @@ fn add_service(
             ));
         }
         ServiceKind::ClusterIp(ips) => {
-            table.touch(&service_name);
+            let service_key = name_key(&service_name);
+            table.names.entry(service_key.clone()).or_default();
             for ip in ips {
-                table.add(address_record(service_name.clone(), ttl, *ip));
+                table.add_at(
+                    &service_key,
+                    address_record(service_name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 if ptr {
                     table.add(Record::from_rdata(
                         names::reverse(*ip),
@@ -662,18 +712,18 @@ fn add_service(
                     ));
                 }
             }
-            let target = || Target {
-                name: service_name.clone(),
+            let target = Target {
+                name: service_name,
                 addresses: ips.clone(),
             };
             for port in &service.ports {
                 if let Some(port_name) = &port.name {
-                    let owner = names::srv(port_name, port.protocol, &service_name)?;
-                    srv_set(table, &owner, vec![(target(), port.port)], ttl);
+                    let owner = names::srv(port_name, port.protocol, &target.name)?;
+                    srv_set(table, &owner, &[(&target, port.port)], ttl);
                 }
             }
-            let all = service.ports.iter().map(|p| (target(), p.port)).collect();
-            srv_set(table, &service_name, all, ttl);
+            let all: Vec<_> = service.ports.iter().map(|p| (&target, p.port)).collect();
+            srv_set(table, &target.name, &all, ttl);
         }
         ServiceKind::Headless => add_headless(table, &service_name, groups, ttl, ptr)?,
     }
@@ -698,7 +748,7 @@ fn add_headless(
         for endpoint in group.endpoints.iter().filter(|e| e.ready) {
             let targets = match &endpoint.hostname {
                 Some(host) => vec![Target {
-                    name: names::host(host.as_str(), service_name)?,
+                    name: names::endpoint(host, service_name)?,
                     addresses: endpoint.addresses.clone(),
                 }],
                 None => endpoint
@@ -706,7 +756,7 @@ fn add_headless(
                     .iter()
                     .map(|ip| {
                         Ok(Target {
-                            name: names::host(&names::dashed(*ip), service_name)?,
+                            name: names::dashed_endpoint(*ip, service_name)?,
                             addresses: vec![*ip],
                         })
                     })
@@ -730,13 +780,18 @@ fn add_headless(
     let service_key = name_key(service_name);
     for (_, endpoint) in &published {
         for target in &endpoint.targets {
+            let target_key = name_key(&target.name);
             for ip in &target.addresses {
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
                     Vec::new(),
                 );
-                table.add(address_record(target.name.clone(), ttl, *ip));
+                table.add_at(
+                    &target_key,
+                    address_record(target.name.clone(), ttl, *ip),
+                    Vec::new(),
+                );
                 if ptr {
                     table.add(Record::from_rdata(
                         names::reverse(*ip),
@@ -749,35 +804,26 @@ fn add_headless(
     }
 
     // `_port._proto` SRV, one set per named port, across every group that has the port.
-    let mut named: BTreeMap<(String, crate::model::Protocol), Vec<(Target, u16)>> = BTreeMap::new();
+    let mut named: BTreeMap<(&str, crate::model::Protocol), Vec<(&Target, u16)>> = BTreeMap::new();
     let mut bare = Vec::new();
     for (_, endpoint) in &published {
         for port in &endpoint.group.ports {
             for target in &endpoint.targets {
-                let candidate = || {
-                    (
-                        Target {
-                            name: target.name.clone(),
-                            addresses: target.addresses.clone(),
-                        },
-                        port.port,
-                    )
-                };
                 if let Some(name) = &port.name {
                     named
-                        .entry((name.clone(), port.protocol))
+                        .entry((name, port.protocol))
                         .or_default()
-                        .push(candidate());
+                        .push((target, port.port));
                 }
-                bare.push(candidate());
+                bare.push((target, port.port));
             }
         }
     }
     for ((port_name, protocol), candidates) in named {
-        let owner = names::srv(&port_name, protocol, service_name)?;
-        srv_set(table, &owner, candidates, ttl);
+        let owner = names::srv(port_name, protocol, service_name)?;
+        srv_set(table, &owner, &candidates, ttl);
     }
-    srv_set(table, service_name, bare, ttl);
+    srv_set(table, service_name, &bare, ttl);
     Ok(())
 }
 

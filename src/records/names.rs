@@ -15,36 +15,55 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hickory_proto::ProtoError;
 use hickory_proto::rr::{LowerName, Name};
 
-use crate::model::{Namespace, Protocol, ServiceKey};
+use crate::model::{Hostname, Namespace, Protocol, ServiceKey};
+
+/// `label.<name>`, for a label the model has validated (a lowercase DNS-1123 label) or one made
+/// here, taken as bytes. As a `&str`, hickory maps a label through IDNA (UTS 46): work for
+/// nothing on such a label, and it rejects valid Kubernetes names that start with `xn--`
+/// (`xn--a` is not valid punycode), which failed the whole build.
+fn prepend(name: &Name, label: &str) -> Result<Name, ProtoError> {
+    name.prepend_label(label.as_bytes())
+}
 
 /// `svc.<zone>`.
 pub fn svc_root(zone: &Name) -> Result<Name, ProtoError> {
-    zone.prepend_label("svc")
+    prepend(zone, "svc")
 }
 
 /// `pod.<zone>`.
 pub fn pod_root(zone: &Name) -> Result<Name, ProtoError> {
-    zone.prepend_label("pod")
+    prepend(zone, "pod")
 }
 
 /// `<ns>.svc.<zone>`.
 pub fn namespace(ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
-    svc_root(zone)?.prepend_label(ns.as_str())
+    prepend(&svc_root(zone)?, ns.as_str())
 }
 
 /// `<ns>.pod.<zone>`.
 pub fn pod_namespace(ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
-    pod_root(zone)?.prepend_label(ns.as_str())
+    prepend(&pod_root(zone)?, ns.as_str())
 }
 
 /// `<svc>.<ns>.svc.<zone>`.
 pub fn service(key: &ServiceKey, zone: &Name) -> Result<Name, ProtoError> {
-    namespace(&key.namespace, zone)?.prepend_label(key.name.as_str())
+    prepend(&namespace(&key.namespace, zone)?, key.name.as_str())
 }
 
-/// `<host>.<svc>.<ns>.svc.<zone>`.
+/// `<host>.<svc>.<ns>.svc.<zone>` for any text (`--self` takes it from the command line):
+/// mapped through IDNA, as hickory maps a `&str` label.
 pub fn host(host: &str, service_name: &Name) -> Result<Name, ProtoError> {
     service_name.prepend_label(host)
+}
+
+/// `<host>.<svc>.<ns>.svc.<zone>` of an endpoint's hostname.
+pub fn endpoint(host: &Hostname, service_name: &Name) -> Result<Name, ProtoError> {
+    prepend(service_name, host.as_str())
+}
+
+/// `<a-b-c-d>.<svc>.<ns>.svc.<zone>`: the name of an endpoint without a hostname.
+pub fn dashed_endpoint(ip: IpAddr, service_name: &Name) -> Result<Name, ProtoError> {
+    prepend(service_name, &dashed(ip))
 }
 
 /// `_<proto>.<svc>.<ns>.svc.<zone>`: the empty non-terminal above SRV names.
@@ -52,19 +71,48 @@ pub fn protocol(protocol: Protocol, service_name: &Name) -> Result<Name, ProtoEr
     service_name.prepend_label(format!("_{}", protocol.label()))
 }
 
-/// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`.
+/// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`. The port name is not a validated label: hickory
+/// checks it (as a label starting with `_`, without IDNA).
 pub fn srv(port_name: &str, proto: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
     protocol(proto, service_name)?.prepend_label(format!("_{port_name}"))
 }
 
 /// `<a-b-c-d>.<ns>.pod.<zone>`.
 pub fn pod(ip: IpAddr, ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> {
-    pod_namespace(ns, zone)?.prepend_label(dashed(ip))
+    prepend(&pod_namespace(ns, zone)?, &dashed(ip))
 }
 
 /// The reverse name of an address: `d.c.b.a.in-addr.arpa.` or the nibble form under `ip6.arpa.`.
+///
+/// The same name as hickory's `Name::from(IpAddr)`, built from byte labels: that one formats
+/// each octet or nibble into a `String` of its own.
 pub fn reverse(ip: IpAddr) -> Name {
-    Name::from(ip)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Every label is 1 to 7 bytes and the name at most 73: appending cannot fail.
+    let append = |name: Name, label: &[u8]| name.append_label(label).expect("short label");
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut name = Name::root();
+            for octet in v4.octets().into_iter().rev() {
+                let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
+                let skip = match octet {
+                    100.. => 0,
+                    10.. => 1,
+                    _ => 2,
+                };
+                name = append(name, &digits[skip..]);
+            }
+            append(append(name, b"in-addr"), b"arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = Name::root();
+            for byte in v6.octets().into_iter().rev() {
+                name = append(name, &[HEX[usize::from(byte & 0xf)]]);
+                name = append(name, &[HEX[usize::from(byte >> 4)]]);
+            }
+            append(append(name, b"ip6"), b"arpa")
+        }
+    }
 }
 
 /// The apexes of the reverse zones.
@@ -159,6 +207,46 @@ mod tests {
             "10-42-0-11.prod.pod.cluster.local."
         );
         assert_eq!(reverse(ip).to_string(), "11.0.42.10.in-addr.arpa.");
+    }
+
+    #[test]
+    fn reverse_names_are_hickorys() {
+        let ips = [
+            "0.0.0.0",
+            "9.10.99.100",
+            "10.42.0.11",
+            "255.254.199.200",
+            "::",
+            "::1",
+            "2001:db8::f0a",
+            "fd00:abcd:ef01:2345:6789:abcd:ef01:2345",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        for ip in ips {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let ours = reverse(ip);
+            let hickorys = Name::from(ip);
+            assert!(ours.eq_case(&hickorys), "{ip}: {ours} != {hickorys}");
+            assert_eq!(ours.is_fqdn(), hickorys.is_fqdn(), "{ip}");
+            assert!(ours.iter().eq(hickorys.iter()), "{ip}: labels differ");
+        }
+    }
+
+    #[test]
+    fn endpoint_names_take_model_labels_and_host_checks_free_text() {
+        let svc = Name::from_ascii("web.default.svc.cluster.local.").expect("valid");
+        let hostname = Hostname::new("xn--a").expect("a valid DNS-1123 label");
+        assert_eq!(
+            endpoint(&hostname, &svc).expect("valid").to_string(),
+            "xn--a.web.default.svc.cluster.local."
+        );
+        let ip: IpAddr = "fd00::1".parse().expect("ip");
+        assert_eq!(
+            dashed_endpoint(ip, &svc).expect("valid").to_string(),
+            "fd00--1.web.default.svc.cluster.local."
+        );
+        // `--self` text is still checked as a label.
+        assert!(host("web 0", &svc).is_err());
     }
 
     #[test]

@@ -799,3 +799,133 @@ fn distinct_keeps_the_first_of_each_record_in_order_short_or_long() {
         );
     }
 }
+
+/// `xn--a` is a valid DNS-1123 label (Kubernetes accepts it), but not valid punycode: hickory's
+/// IDNA mapping of `&str` labels rejected it, and the whole build failed with it.
+#[test]
+fn names_that_look_like_punycode_are_served_as_they_are() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: xn--a, namespace: xn--b}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: xn--b, labels: {app: web}}
+spec: {hostname: xn--c, subdomain: xn--a, containers: []}
+status: {podIP: 10.9.0.1, conditions: [{type: Ready, status: "True"}]}
+"#;
+    let snapshot = snapshot(&state(yaml), &ZoneConfig::default());
+    for (name, record_type, answer) in [
+        (
+            "xn--c.xn--a.xn--b.svc.cluster.local.",
+            RecordType::A,
+            "xn--c.xn--a.xn--b.svc.cluster.local. 5 IN A 10.9.0.1",
+        ),
+        (
+            "1.0.9.10.in-addr.arpa.",
+            RecordType::PTR,
+            "1.0.9.10.in-addr.arpa. 5 IN PTR xn--c.xn--a.xn--b.svc.cluster.local.",
+        ),
+    ] {
+        let got = lookup(&snapshot, name, record_type);
+        assert_eq!(got.code, ResponseCode::NoError, "{name}");
+        assert_eq!(got.answers, [answer], "{name}");
+    }
+}
+
+/// A set whose response does not fit one DNS message (64 KiB) is kept as records, whole. It was
+/// kept as hickory encodes it, truncated (for these 2,000 SRV records: 753, and none of their
+/// additional records), which the general path then decoded and served as the whole set.
+#[test]
+fn a_set_too_big_for_one_message_is_kept_whole() {
+    let snapshot = snapshot(&headless_with(2000), &ZoneConfig::default());
+    for name in [
+        "web.default.svc.cluster.local.",
+        "_http._tcp.web.default.svc.cluster.local.",
+    ] {
+        let got = lookup(&snapshot, name, RecordType::SRV);
+        assert_eq!(got.answers.len(), 2000, "{name}");
+        assert_eq!(got.additionals.len(), 2000, "{name}");
+    }
+    // Kept as records, so the fast path declines it; a set that fits is encoded.
+    let node = |name: &str| {
+        snapshot
+            .names
+            .get(&crate::snapshot::name_key(
+                &Name::from_ascii(name).expect("valid"),
+            ))
+            .cloned()
+            .expect("a name of the Service")
+    };
+    assert!(
+        node("web.default.svc.cluster.local.")
+            .wire(RecordType::SRV)
+            .is_none()
+    );
+    assert!(
+        node("web-7.web.default.svc.cluster.local.")
+            .wire(RecordType::A)
+            .is_some()
+    );
+}
+
+/// A set is encoded as `Message::to_vec` encodes the general path's response: checked on sets
+/// past hickory's limit of 120 compressed names per message, encoded one after another on one
+/// thread (so nothing an encoder keeps may leak from one answer into the next). A set too big
+/// for a message comes back as it went in.
+#[test]
+fn answers_are_encoded_as_a_message_would_be() {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{RData, Record};
+
+    use crate::snapshot::{RecordSet, encode_answer};
+
+    let owner = Name::from_ascii("Peers.default.svc.cluster.local.").expect("valid");
+    for count in [1u16, 3, 60, 119, 121, 200, 2000] {
+        let target = |i: u16| {
+            Name::from_ascii(format!("peers-{i}.peers.default.svc.cluster.local.")).expect("valid")
+        };
+        let set = RecordSet {
+            record_type: RecordType::SRV,
+            records: (0..count)
+                .map(|i| {
+                    Record::from_rdata(
+                        owner.clone(),
+                        5,
+                        RData::SRV(SRV::new(0, 1, 7000, target(i))),
+                    )
+                })
+                .collect(),
+            additionals: (0..count)
+                .map(|i| {
+                    let [hi, lo] = i.to_be_bytes();
+                    Record::from_rdata(target(i), 5, RData::A(A::new(10, 9, hi, lo)))
+                })
+                .collect(),
+        };
+        let mut message = Message::new(0, MessageType::Response, OpCode::Query);
+        message.metadata.authoritative = true;
+        message.add_query(Query::query(owner.to_lowercase(), RecordType::SRV));
+        message.answers = set.records.clone();
+        message.additionals = set.additionals.clone();
+        let expected = message.to_vec().expect("hickory encodes it");
+        if Message::from_vec(&expected)
+            .expect("decodes")
+            .metadata
+            .truncation
+        {
+            // (Not `assert_eq!`: it would print thousands of records.)
+            let back = encode_answer(&owner, set.clone());
+            assert!(back.as_ref().err() == Some(&set), "{count} records");
+        } else {
+            let encoded = encode_answer(&owner, set).expect("fits");
+            assert!(encoded[..] == expected[..], "{count} records: bytes differ");
+        }
+    }
+}
