@@ -82,6 +82,11 @@ impl Distinct {
         {
             return;
         }
+        if self.list.is_empty() {
+            // Most sets hold one record (an endpoint's A, a PTR): room for that one, not the
+            // four a `Vec` starts with (a `Record` is 272 bytes).
+            self.list.reserve_exact(1);
+        }
         self.list.push(record);
     }
 }
