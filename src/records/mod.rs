@@ -137,16 +137,17 @@ impl Table {
     }
 
     fn add(&mut self, record: Record) {
-        self.add_with_additionals(record, Vec::new());
-    }
-
-    fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
-        self.add_at(&name_key(&record.name), record, additionals);
+        self.add_at(&name_key(&record.name), record, []);
     }
 
     /// Adds `record`, whose name has the index key `key`: for a caller adding many records at
     /// one name, which converts the name once.
-    fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
+    fn add_at(
+        &mut self,
+        key: &NameKey,
+        record: Record,
+        additionals: impl IntoIterator<Item = Record>,
+    ) {
         let node = self.names.entry(key.clone()).or_default();
         let set = node.set_mut(u16::from(record.record_type()));
         set.records.insert(record, true);
@@ -655,8 +656,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: 
         let additionals = target
             .addresses
             .iter()
-            .map(|ip| address_record(target.name.clone(), ttl, *ip))
-            .collect();
+            .map(|ip| address_record(target.name.clone(), ttl, *ip));
         table.add_at(
             &key,
             Record::from_rdata(
@@ -694,7 +694,7 @@ fn add_service(
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 if ptr {
                     table.add(Record::from_rdata(
@@ -777,12 +777,12 @@ fn add_headless(
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 table.add_at(
                     &target_key,
                     address_record(target.name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 if ptr {
                     table.add(Record::from_rdata(
