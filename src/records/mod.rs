@@ -628,13 +628,13 @@ fn key_name(key: &[u8]) -> Option<Name> {
     Name::read(&mut BinDecoder::new(key)).ok()
 }
 
-/// One SRV target: the host name, its addresses, and the port.
-struct Target {
+/// One SRV target: the host name and its addresses (borrowed from the endpoint or Service).
+struct Target<'a> {
     name: Name,
-    addresses: Vec<IpAddr>,
+    addresses: &'a [IpAddr],
 }
 
-fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: u32) {
+fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target<'_>, u16)], ttl: u32) {
     if candidates.is_empty() {
         return;
     }
@@ -706,7 +706,7 @@ fn add_service(
             }
             let target = Target {
                 name: service_name,
-                addresses: ips.clone(),
+                addresses: ips,
             };
             for port in &service.ports {
                 if let Some(port_name) = &port.name {
@@ -725,7 +725,19 @@ fn add_service(
 /// A published endpoint with its DNS name(s): one per address when it has no hostname.
 struct Published<'a> {
     group: &'a EndpointGroup,
-    targets: Vec<Target>,
+    /// Inline: most endpoints have one name.
+    targets: smallvec::SmallVec<[Target<'a>; 1]>,
+}
+
+impl Published<'_> {
+    /// The first label of the endpoint's first name, which orders peers.
+    fn first_label(&self) -> &str {
+        self.targets
+            .first()
+            .and_then(|t| t.name.iter().next())
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .unwrap_or_default()
+    }
 }
 
 fn add_headless(
@@ -735,13 +747,13 @@ fn add_headless(
     ttl: u32,
     ptr: bool,
 ) -> Result<(), ProtoError> {
-    let mut published: Vec<(String, Published<'_>)> = Vec::new();
+    let mut published: Vec<Published<'_>> = Vec::new();
     for group in groups {
         for endpoint in group.endpoints.iter().filter(|e| e.ready) {
             let targets = match &endpoint.hostname {
-                Some(host) => vec![Target {
+                Some(host) => smallvec::smallvec![Target {
                     name: names::endpoint(host, service_name)?,
-                    addresses: endpoint.addresses.clone(),
+                    addresses: &endpoint.addresses,
                 }],
                 None => endpoint
                     .addresses
@@ -749,17 +761,12 @@ fn add_headless(
                     .map(|ip| {
                         Ok(Target {
                             name: names::dashed_endpoint(*ip, service_name)?,
-                            addresses: vec![*ip],
+                            addresses: std::slice::from_ref(ip),
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?,
             };
-            let sort_key = targets
-                .first()
-                .and_then(|t| t.name.iter().next())
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .unwrap_or_default();
-            published.push((sort_key, Published { group, targets }));
+            published.push(Published { group, targets });
         }
     }
     if published.is_empty() {
@@ -767,13 +774,15 @@ fn add_headless(
         return Ok(());
     }
     // Peers in StatefulSet ordinal order, so every answer lists them the same way.
-    published.sort_by(|a, b| names::ordinal_order(&a.0).cmp(&names::ordinal_order(&b.0)));
+    published.sort_by(|a, b| {
+        names::ordinal_order(a.first_label()).cmp(&names::ordinal_order(b.first_label()))
+    });
 
     let service_key = name_key(service_name);
-    for (_, endpoint) in &published {
+    for endpoint in &published {
         for target in &endpoint.targets {
             let target_key = name_key(&target.name);
-            for ip in &target.addresses {
+            for ip in target.addresses {
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
@@ -798,7 +807,7 @@ fn add_headless(
     // `_port._proto` SRV, one set per named port, across every group that has the port.
     let mut named: BTreeMap<(&str, crate::model::Protocol), Vec<(&Target, u16)>> = BTreeMap::new();
     let mut bare = Vec::new();
-    for (_, endpoint) in &published {
+    for endpoint in &published {
         for port in &endpoint.group.ports {
             for target in &endpoint.targets {
                 if let Some(name) = &port.name {
