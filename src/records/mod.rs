@@ -160,7 +160,9 @@ impl Table {
     /// `apexes`): they are empty non-terminals of the reverse zones. Walked on the keys, as
     /// they need no `Name`: a parent's key is a suffix of its child's.
     fn touch_reverse_parents(&mut self, apexes: &[NameKey]) {
-        let mut parents = Vec::new();
+        // A Service's addresses share most parents: a walk stops at a parent already seen,
+        // whose own parents were seen with it.
+        let mut parents = foldhash::HashSet::default();
         for (key, sets) in &self.names {
             if !sets.contains_key(&u16::from(RecordType::PTR)) {
                 continue;
@@ -170,7 +172,9 @@ impl Table {
             };
             let mut parent = parent_key(key);
             while let Some(current) = parent.filter(|p| p.len() > apex.len()) {
-                parents.push(current);
+                if !parents.insert(current) {
+                    break;
+                }
                 parent = parent_key(current);
             }
         }
