@@ -81,6 +81,11 @@ impl Distinct {
         {
             return;
         }
+        if self.list.is_empty() {
+            // Most sets hold one record (an endpoint's A, a PTR): room for that one, not the
+            // four a `Vec` starts with (a `Record` is 272 bytes).
+            self.list.reserve_exact(1);
+        }
         self.list.push(record);
     }
 }
@@ -102,10 +107,10 @@ fn same_record(a: &Record, b: &Record, same_owner: bool) -> bool {
         }
 }
 
-/// `a == b` for names, testing the first label first: sibling names differ there.
+/// `a == b` for names, testing the length and then the first label: sibling names differ
+/// there. (Not the number of labels: hickory's `num_labels` looks at the first label too.)
 fn same_name(a: &Name, b: &Name) -> bool {
-    a.num_labels() == b.num_labels()
-        && a.len() == b.len()
+    a.len() == b.len()
         && a.iter()
             .next()
             .unwrap_or_default()
@@ -131,16 +136,17 @@ impl Table {
     }
 
     fn add(&mut self, record: Record) {
-        self.add_with_additionals(record, Vec::new());
-    }
-
-    fn add_with_additionals(&mut self, record: Record, additionals: Vec<Record>) {
-        self.add_at(&name_key(&record.name), record, additionals);
+        self.add_at(&name_key(&record.name), record, []);
     }
 
     /// Adds `record`, whose name has the index key `key`: for a caller adding many records at
     /// one name, which converts the name once.
-    fn add_at(&mut self, key: &NameKey, record: Record, additionals: Vec<Record>) {
+    fn add_at(
+        &mut self,
+        key: &NameKey,
+        record: Record,
+        additionals: impl IntoIterator<Item = Record>,
+    ) {
         let node = self.names.entry(key.clone()).or_default();
         let set = node.set_mut(u16::from(record.record_type()));
         set.records.insert(record, true);
@@ -153,7 +159,9 @@ impl Table {
     /// `apexes`): they are empty non-terminals of the reverse zones. Walked on the keys, as
     /// they need no `Name`: a parent's key is a suffix of its child's.
     fn touch_reverse_parents(&mut self, apexes: &[NameKey]) {
-        let mut parents = Vec::new();
+        // A Service's addresses share most parents: a walk stops at a parent already seen,
+        // whose own parents were seen with it.
+        let mut parents = foldhash::HashSet::default();
         for (key, sets) in &self.names {
             if !sets.contains_key(&u16::from(RecordType::PTR)) {
                 continue;
@@ -163,7 +171,9 @@ impl Table {
             };
             let mut parent = parent_key(key);
             while let Some(current) = parent.filter(|p| p.len() > apex.len()) {
-                parents.push(current);
+                if !parents.insert(current) {
+                    break;
+                }
                 parent = parent_key(current);
             }
         }
@@ -635,13 +645,13 @@ fn key_name(key: &[u8]) -> Option<Name> {
     Name::read(&mut BinDecoder::new(key)).ok()
 }
 
-/// One SRV target: the host name, its addresses, and the port.
-struct Target {
+/// One SRV target: the host name and its addresses (borrowed from the endpoint or Service).
+struct Target<'a> {
     name: Name,
-    addresses: Vec<IpAddr>,
+    addresses: &'a [IpAddr],
 }
 
-fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: u32) {
+fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target<'_>, u16)], ttl: u32) {
     if candidates.is_empty() {
         return;
     }
@@ -663,8 +673,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target, u16)], ttl: 
         let additionals = target
             .addresses
             .iter()
-            .map(|ip| address_record(target.name.clone(), ttl, *ip))
-            .collect();
+            .map(|ip| address_record(target.name.clone(), ttl, *ip));
         table.add_at(
             &key,
             Record::from_rdata(
@@ -702,7 +711,7 @@ fn add_service(
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 if ptr {
                     table.add(Record::from_rdata(
@@ -714,7 +723,7 @@ fn add_service(
             }
             let target = Target {
                 name: service_name,
-                addresses: ips.clone(),
+                addresses: ips,
             };
             for port in &service.ports {
                 if let Some(port_name) = &port.name {
@@ -733,7 +742,19 @@ fn add_service(
 /// A published endpoint with its DNS name(s): one per address when it has no hostname.
 struct Published<'a> {
     group: &'a EndpointGroup,
-    targets: Vec<Target>,
+    /// Inline: most endpoints have one name.
+    targets: smallvec::SmallVec<[Target<'a>; 1]>,
+}
+
+impl Published<'_> {
+    /// The first label of the endpoint's first name, which orders peers.
+    fn first_label(&self) -> &str {
+        self.targets
+            .first()
+            .and_then(|t| t.name.iter().next())
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .unwrap_or_default()
+    }
 }
 
 fn add_headless(
@@ -743,13 +764,13 @@ fn add_headless(
     ttl: u32,
     ptr: bool,
 ) -> Result<(), ProtoError> {
-    let mut published: Vec<(String, Published<'_>)> = Vec::new();
+    let mut published: Vec<Published<'_>> = Vec::new();
     for group in groups {
         for endpoint in group.endpoints.iter().filter(|e| e.ready) {
             let targets = match &endpoint.hostname {
-                Some(host) => vec![Target {
+                Some(host) => smallvec::smallvec![Target {
                     name: names::endpoint(host, service_name)?,
-                    addresses: endpoint.addresses.clone(),
+                    addresses: &endpoint.addresses,
                 }],
                 None => endpoint
                     .addresses
@@ -757,17 +778,12 @@ fn add_headless(
                     .map(|ip| {
                         Ok(Target {
                             name: names::dashed_endpoint(*ip, service_name)?,
-                            addresses: vec![*ip],
+                            addresses: std::slice::from_ref(ip),
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?,
             };
-            let sort_key = targets
-                .first()
-                .and_then(|t| t.name.iter().next())
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .unwrap_or_default();
-            published.push((sort_key, Published { group, targets }));
+            published.push(Published { group, targets });
         }
     }
     if published.is_empty() {
@@ -775,22 +791,24 @@ fn add_headless(
         return Ok(());
     }
     // Peers in StatefulSet ordinal order, so every answer lists them the same way.
-    published.sort_by(|a, b| names::ordinal_order(&a.0).cmp(&names::ordinal_order(&b.0)));
+    published.sort_by(|a, b| {
+        names::ordinal_order(a.first_label()).cmp(&names::ordinal_order(b.first_label()))
+    });
 
     let service_key = name_key(service_name);
-    for (_, endpoint) in &published {
+    for endpoint in &published {
         for target in &endpoint.targets {
             let target_key = name_key(&target.name);
-            for ip in &target.addresses {
+            for ip in target.addresses {
                 table.add_at(
                     &service_key,
                     address_record(service_name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 table.add_at(
                     &target_key,
                     address_record(target.name.clone(), ttl, *ip),
-                    Vec::new(),
+                    [],
                 );
                 if ptr {
                     table.add(Record::from_rdata(
@@ -806,7 +824,7 @@ fn add_headless(
     // `_port._proto` SRV, one set per named port, across every group that has the port.
     let mut named: BTreeMap<(&str, crate::model::Protocol), Vec<(&Target, u16)>> = BTreeMap::new();
     let mut bare = Vec::new();
-    for (_, endpoint) in &published {
+    for endpoint in &published {
         for port in &endpoint.group.ports {
             for target in &endpoint.targets {
                 if let Some(name) = &port.name {
