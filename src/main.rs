@@ -271,8 +271,18 @@ fn init_tracing(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
+    // First, before the allocator touches much: the state and the answers are hundreds of
+    // thousands of small objects, and with transparent huge pages each 2 MiB page the allocator
+    // touched was resident whole (VmHWM at 100k Pods: 215 MiB with them, about 200 without).
+    // Only this process is affected.
+    #[cfg(target_os = "linux")]
+    let huge_pages = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     init_tracing(&cli);
+    #[cfg(target_os = "linux")]
+    if let Err(error) = huge_pages {
+        tracing::debug!(%error, "transparent huge pages stay enabled");
+    }
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check(args),
