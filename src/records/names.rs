@@ -68,13 +68,21 @@ pub fn dashed_endpoint(ip: IpAddr, service_name: &Name) -> Result<Name, ProtoErr
 
 /// `_<proto>.<svc>.<ns>.svc.<zone>`: the empty non-terminal above SRV names.
 pub fn protocol(protocol: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
-    service_name.prepend_label(format!("_{}", protocol.label()))
+    service_name.prepend_label(underscored(protocol.label()))
 }
 
 /// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`. The port name is not a validated label: hickory
 /// checks it (as a label starting with `_`, without IDNA).
 pub fn srv(port_name: &str, proto: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
-    protocol(proto, service_name)?.prepend_label(format!("_{port_name}"))
+    protocol(proto, service_name)?.prepend_label(underscored(port_name))
+}
+
+/// `_<label>`, joined without `format!`, whose machinery cost more than the join.
+fn underscored(label: &str) -> String {
+    let mut joined = String::with_capacity(1 + label.len());
+    joined.push('_');
+    joined.push_str(label);
+    joined
 }
 
 /// `<a-b-c-d>.<ns>.pod.<zone>`.
