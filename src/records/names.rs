@@ -96,7 +96,7 @@ pub fn pod(ip: IpAddr, ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> 
 /// each octet or nibble into a `String` of its own.
 pub fn reverse(ip: IpAddr) -> Name {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Every label is 1 to 7 bytes and the name at most 73: appending cannot fail.
+    // Labels of 1 to 7 bytes, names of at most 74 (of 255): appending cannot fail.
     let append = |name: Name, label: &[u8]| name.append_label(label).expect("short label");
     match ip {
         IpAddr::V4(v4) => {
