@@ -68,13 +68,21 @@ pub fn dashed_endpoint(ip: IpAddr, service_name: &Name) -> Result<Name, ProtoErr
 
 /// `_<proto>.<svc>.<ns>.svc.<zone>`: the empty non-terminal above SRV names.
 pub fn protocol(protocol: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
-    service_name.prepend_label(format!("_{}", protocol.label()))
+    service_name.prepend_label(underscored(protocol.label()))
 }
 
 /// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`. The port name is not a validated label: hickory
 /// checks it (as a label starting with `_`, without IDNA).
 pub fn srv(port_name: &str, proto: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
-    protocol(proto, service_name)?.prepend_label(format!("_{port_name}"))
+    protocol(proto, service_name)?.prepend_label(underscored(port_name))
+}
+
+/// `_<label>`, joined without `format!`, whose machinery cost more than the join.
+fn underscored(label: &str) -> String {
+    let mut joined = String::with_capacity(1 + label.len());
+    joined.push('_');
+    joined.push_str(label);
+    joined
 }
 
 /// `<a-b-c-d>.<ns>.pod.<zone>`.
@@ -88,7 +96,7 @@ pub fn pod(ip: IpAddr, ns: &Namespace, zone: &Name) -> Result<Name, ProtoError> 
 /// each octet or nibble into a `String` of its own.
 pub fn reverse(ip: IpAddr) -> Name {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Every label is 1 to 7 bytes and the name at most 73: appending cannot fail.
+    // Labels of 1 to 7 bytes, names of at most 74 (of 255): appending cannot fail.
     let append = |name: Name, label: &[u8]| name.append_label(label).expect("short label");
     match ip {
         IpAddr::V4(v4) => {
