@@ -876,7 +876,11 @@ pub fn service(svc: core::Service) -> Result<Service, ConvertError> {
             .external_name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| invalid(KIND, &object, "type ExternalName without spec.externalName"))?;
-        ServiceKind::ExternalName(target.trim_end_matches('.').to_ascii_lowercase())
+        let target = target.trim_end_matches('.').to_ascii_lowercase();
+        // Checked here, as a DNS name: the builder could not make its CNAME.
+        hickory_proto::rr::Name::from_ascii(format!("{target}."))
+            .map_err(|e| invalid(KIND, &object, format!("spec.externalName {target:?}: {e}")))?;
+        ServiceKind::ExternalName(target)
     } else {
         let ips: Vec<String> = match (spec.cluster_ips, spec.cluster_ip) {
             (Some(ips), _) if !ips.is_empty() => ips,
@@ -919,10 +923,7 @@ pub fn service(svc: core::Service) -> Result<Service, ConvertError> {
             },
         };
         ports.push(ServicePort {
-            name: p
-                .name
-                .filter(|n| !n.is_empty())
-                .map(|n| n.to_ascii_lowercase()),
+            name: port_name(p.name, KIND, &object, &format!("spec.ports[{i}].name"))?,
             protocol: protocol(p.protocol.as_deref(), KIND, &object)?,
             port,
             target_port,
@@ -937,6 +938,24 @@ pub fn service(svc: core::Service) -> Result<Service, ConvertError> {
         selector: spec.selector.filter(|s| !s.is_empty()).map(Labels::from),
         publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
     })
+}
+
+/// A Service's or EndpointSlice's port name, lowercase: the `_<name>` label of its SRV name, so
+/// a DNS label (Kubernetes allows less: an IANA service name, or a DNS label for slices).
+fn port_name(
+    name: Option<String>,
+    kind: &str,
+    object: &impl std::fmt::Display,
+    field: &str,
+) -> Result<Option<String>, ConvertError> {
+    let Some(name) = name
+        .filter(|n| !n.is_empty())
+        .map(|n| n.to_ascii_lowercase())
+    else {
+        return Ok(None);
+    };
+    validate_label(&name).map_err(|e| invalid(kind, object, format!("{field}: {e}")))?;
+    Ok(Some(name))
 }
 
 /// discovery.k8s.io/v1 EndpointSlice → [`EndpointSlice`].
@@ -970,10 +989,7 @@ pub fn endpoint_slice(slice: discovery::EndpointSlice) -> Result<EndpointSlice, 
         // A port without a number means "all ports": it has no SRV record.
         let Some(number) = p.port else { continue };
         ports.push(EndpointPort {
-            name: p
-                .name
-                .filter(|n| !n.is_empty())
-                .map(|n| n.to_ascii_lowercase()),
+            name: port_name(p.name, KIND, &key, &format!("ports[{i}].name"))?,
             protocol: protocol(p.protocol.as_deref(), KIND, &key)?,
             port: port_number(number, KIND, &key, &format!("ports[{i}].port"))?,
         });

@@ -18,8 +18,9 @@ pub struct InvalidLabel {
     pub reason: &'static str,
 }
 
-/// Checks the DNS-1123 label rules Kubernetes applies to names, namespaces and hostnames.
-fn validate_label(value: &str) -> Result<(), InvalidLabel> {
+/// Checks the DNS-1123 label rules Kubernetes applies to names, namespaces and hostnames (and,
+/// a subset of them, to port names).
+pub(crate) fn validate_label(value: &str) -> Result<(), InvalidLabel> {
     let fail = |reason| {
         Err(InvalidLabel {
             value: value.to_owned(),

@@ -517,3 +517,38 @@ async fn the_whole_directory_reports_every_problem_and_serves_the_rest() {
     assert_a(&served, "api.prod.svc.cluster.local.", &["10.43.20.2"]).await;
     assert_a(&served, "zk.data.svc.cluster.local.", &["10.43.30.7"]).await;
 }
+
+/// A port name or an ExternalName no DNS name can hold used to fail the whole build: `check`
+/// printed only "cannot build the records" and `serve` exited. Each such object is now skipped
+/// with its field named, and the rest is served.
+#[tokio::test]
+async fn names_no_dns_name_can_hold_cost_only_their_object() {
+    let checked = check("tests/fixtures/bad/bad-dns-names.yaml");
+    assert_eq!(checked.code, Some(1));
+    assert_eq!(
+        checked.problems,
+        [
+            "error: tests/fixtures/bad/bad-dns-names.yaml:14: document 3: Service default/web: \
+             spec.ports[0].name: \"a b\" is not a valid DNS-1123 label: only lowercase letters, \
+             digits and '-' are allowed; skipped",
+            "error: tests/fixtures/bad/bad-dns-names.yaml:19: document 4: Service default/db: \
+             spec.externalName \"db example.com\": unrecognized char:  ; skipped",
+            "error: tests/fixtures/bad/bad-dns-names.yaml:24: document 5: EndpointSlice \
+             default/api-a: ports[0].name: \"x_y\" is not a valid DNS-1123 label: only lowercase \
+             letters, digits and '-' are allowed; skipped",
+        ]
+    );
+    assert_records(
+        &checked,
+        &["kubia-0.kubia.default.svc.cluster.local. 5 IN A 10.42.1.5"],
+    );
+
+    let served = Served::start(&["--feed", "tests/fixtures/bad/bad-dns-names.yaml"]);
+    assert_a(
+        &served,
+        "kubia-0.kubia.default.svc.cluster.local.",
+        &["10.42.1.5"],
+    )
+    .await;
+    assert_nxdomain(&served, "db.default.svc.cluster.local.", RecordType::CNAME).await;
+}
