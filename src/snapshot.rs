@@ -217,11 +217,6 @@ pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet
     encoded.ok_or(set)
 }
 
-/// Whether an encoded message has TC set.
-pub fn truncated(wire: &[u8]) -> bool {
-    wire.get(2).is_some_and(|flags| flags & 0x02 != 0)
-}
-
 /// The record set an encoded answer holds (the inverse of [`encode_answer`]).
 fn decode_answer(record_type: RecordType, wire: &[u8]) -> RecordSet {
     // The bytes were encoded by `encode_answer` from valid records: they decode.

@@ -12,7 +12,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::trace;
 
 use super::fast;
-use crate::snapshot::{self, SnapshotReader};
+use crate::snapshot::SnapshotReader;
 
 /// The EDNS version we speak.
 const EDNS_VERSION: u8 = 0;
@@ -202,7 +202,7 @@ impl Responder {
         // no fit either (the answer may be complete without its additionals).
         let encode = |response: &Message| {
             let bytes = response.to_vec().ok()?;
-            let cut = snapshot::truncated(&bytes) && !response.metadata.truncation;
+            let cut = truncated(&bytes) && !response.metadata.truncation;
             (bytes.len() <= limit && !cut).then_some(bytes)
         };
 
@@ -222,15 +222,16 @@ impl Responder {
                     .filter(|b| usize::from(u16::from_be_bytes([b[6], b[7]])) == count)
             };
             let (mut fits, mut too_many) = (0, reply.answers.len());
+            // The encoding of `fits` answers, once one above 0 has been tried.
+            let mut best = None;
             while too_many - fits > 1 {
                 let middle = fits + (too_many - fits) / 2;
-                if fitting(middle).is_some() {
-                    fits = middle;
-                } else {
-                    too_many = middle;
+                match fitting(middle) {
+                    Some(trial) => (fits, best) = (middle, Some(trial)),
+                    None => too_many = middle,
                 }
             }
-            bytes = fitting(fits);
+            bytes = best.or_else(|| fitting(0));
         }
         let Some(bytes) = bytes else {
             let mut failed = Message::new(
@@ -292,6 +293,11 @@ impl Responder {
             additionals,
         }
     }
+}
+
+/// Whether an encoded message has TC set.
+fn truncated(wire: &[u8]) -> bool {
+    wire.get(2).is_some_and(|flags| flags & 0x02 != 0)
 }
 
 /// Encodes `message` into `out`; `false` if it cannot be encoded.
