@@ -606,7 +606,53 @@ impl SnapshotReader {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
+
+    fn set(name: &Name, data: impl Iterator<Item = RData>) -> RecordSet {
+        let records: Vec<Record> = data
+            .map(|data| Record::from_rdata(name.clone(), 30, data))
+            .collect();
+        RecordSet {
+            record_type: records[0].record_type(),
+            records,
+            additionals: Vec::new(),
+        }
+    }
+
+    /// An oversized set has length 0 in the table: the offsets of the encoded sets after it
+    /// must still add up.
+    #[test]
+    fn a_set_too_big_for_a_message_is_kept_as_records_beside_encoded_ones() {
+        let name = Name::from_ascii("big.default.svc.cluster.local.").expect("valid name");
+        // 5,000 A records take over 200 KB: more than a DNS message holds.
+        let big = set(
+            &name,
+            (0..5000u32).map(|i| RData::A(A(Ipv4Addr::from(0x0a00_0000 + i)))),
+        );
+        let small = set(
+            &name,
+            std::iter::once(RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
+        );
+        let text = hickory_proto::rr::rdata::TXT::new(vec!["x".to_owned()]);
+        let txt = set(&name, std::iter::once(RData::TXT(text)));
+        let node = Node::new(&name, vec![big.clone(), small.clone(), txt.clone()]);
+
+        assert!(!node.is_empty());
+        assert_eq!(node.record_count(), 5002);
+        assert!(node.wire(RecordType::A).is_none(), "too big to encode");
+        assert_eq!(node.get(RecordType::A).as_deref(), Some(&big));
+        let aaaa = node.wire(RecordType::AAAA).expect("encoded");
+        assert_eq!(decode_answer(RecordType::AAAA, aaaa), small);
+        assert_eq!(node.get(RecordType::TXT).as_deref(), Some(&txt));
+        let types: Vec<RecordType> = node.sets().iter().map(|s| s.record_type).collect();
+        assert_eq!(types, [RecordType::A, RecordType::AAAA, RecordType::TXT]);
+        // The name is read from the first encoded answer.
+        let key = name_key(&name);
+        assert_eq!(node.owner(key.len()), Some(&key[..]));
+        assert!(node.get(RecordType::SRV).is_none() && node.wire(RecordType::SRV).is_none());
+    }
 
     #[test]
     fn an_empty_non_terminal_has_no_sets() {
