@@ -132,7 +132,12 @@ type RecordTypeKey = u16;
 impl Table {
     /// Makes `name` exist (an empty non-terminal unless records are added).
     fn touch(&mut self, name: &Name) {
-        self.names.entry(name_key(name)).or_default();
+        self.touch_key(name_key(name));
+    }
+
+    /// [`Self::touch`] for a name whose key the caller has.
+    fn touch_key(&mut self, key: NameKey) {
+        self.names.entry(key).or_default();
     }
 
     fn add(&mut self, record: Record) {
@@ -179,7 +184,7 @@ impl Table {
         }
         let parents: Vec<NameKey> = parents.into_iter().map(NameKey::from).collect();
         for parent in parents {
-            self.names.entry(parent).or_default();
+            self.touch_key(parent);
         }
     }
 }
@@ -662,7 +667,7 @@ fn srv_set(table: &mut Table, owner: &Name, candidates: &[(&Target<'_>, u16)], t
         .filter(|labels| labels.starts_with(b"_"))
         .and_then(|_| parent_key(&key))
     {
-        table.names.entry(NameKey::from(parent)).or_default();
+        table.touch_key(NameKey::from(parent));
     }
     // Weight from the number of candidates before de-duplication, never 0 (coredns#3930).
     let weight = u16::try_from((100 / candidates.len()).max(1)).unwrap_or(1);
@@ -706,7 +711,7 @@ fn add_service(
         }
         ServiceKind::ClusterIp(ips) => {
             let service_key = name_key(&service_name);
-            table.names.entry(service_key.clone()).or_default();
+            table.touch_key(service_key.clone());
             for ip in ips {
                 table.add_at(
                     &service_key,

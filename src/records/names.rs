@@ -71,8 +71,8 @@ pub fn protocol(protocol: Protocol, service_name: &Name) -> Result<Name, ProtoEr
     service_name.prepend_label(underscored(protocol.label()))
 }
 
-/// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`. The port name is not a validated label: hickory
-/// checks it (as a label starting with `_`, without IDNA).
+/// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`. The port name is a DNS-1123 label (conversion
+/// checks it); hickory takes a label starting with `_` without IDNA.
 pub fn srv(port_name: &str, proto: Protocol, service_name: &Name) -> Result<Name, ProtoError> {
     protocol(proto, service_name)?.prepend_label(underscored(port_name))
 }
