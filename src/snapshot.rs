@@ -38,9 +38,11 @@ pub struct RecordSet {
 
 /// Everything a name has: its record sets (none for an empty non-terminal).
 ///
-/// A set is kept once, as the whole response to a question for it, already in wire format
-/// (see [`encode_answer`]): the fast path copies and patches it, and the general path decodes
-/// it back into records. Only a set too big to encode alone keeps its records instead.
+/// A set is kept once, as the response to a question for it, already in wire format (see
+/// [`encode_answer`]) but without its question: the question is the name, which the index key
+/// holds already, and every query brings it. The fast path copies the header, the query's
+/// question and the rest; the general path puts the key back in and decodes records. Only a
+/// set too big to encode alone keeps its records instead.
 ///
 /// One allocation per name, shared by every snapshot that has the name unchanged: a thin
 /// pointer to a table of the sets (`count`, then `type`, `length` per set, each a byte or
@@ -92,10 +94,10 @@ impl SetForm<'_> {
         }
     }
 
-    /// The set's records: decoded from the response, or as kept.
-    fn records(&self, record_type: RecordType) -> Arc<RecordSet> {
+    /// The set's records: decoded from the response to a question for `key`, or as kept.
+    fn records(&self, key: &[u8], record_type: RecordType) -> Arc<RecordSet> {
         match self {
-            Self::Wire(wire) => Arc::new(decode_answer(record_type, wire)),
+            Self::Wire(wire) => Arc::new(decode_answer(key, record_type, wire)),
             Self::Records(set) => Arc::clone(set),
         }
     }
@@ -176,8 +178,9 @@ pub fn name_key(name: &Name) -> NameKey {
 /// The whole response to a question for `name`/`set.record_type`, in wire format, as the
 /// server's general path encodes it (id 0, QR and AA set, RD clear, no OPT record): the
 /// question in lowercase, the set's records as answers (their owner compressed to the
-/// question), its additional records. The fast path copies it, patches the id, RD and the
-/// question's bytes (which echoes the client's letter case), and appends an OPT record.
+/// question), its additional records. A [`Node`] keeps it without the question; the fast path
+/// writes it back with the query's id, RD and question (which echoes the client's letter
+/// case), and appends an OPT record.
 /// A set too big for one message comes back as it went in (hickory's encoder cuts such a
 /// message short and sets TC rather than failing: what is cut depends on the transport, so the
 /// general path does it per query).
@@ -217,10 +220,30 @@ pub fn encode_answer(name: &Name, set: RecordSet) -> Result<Box<[u8]>, RecordSet
     encoded.ok_or(set)
 }
 
-/// The record set an encoded answer holds (the inverse of [`encode_answer`]).
-fn decode_answer(record_type: RecordType, wire: &[u8]) -> RecordSet {
+/// The header of a DNS message: the question follows it.
+pub const HEADER_LEN: usize = 12;
+
+/// The bytes of the question of a message [`encode_answer`] made: its name (uncompressed, as
+/// the first name of a message always is), type and class.
+fn question_len(message: &[u8]) -> usize {
+    let mut at = HEADER_LEN;
+    while let Some(&len) = message.get(at).filter(|&&len| len != 0) {
+        at += 1 + usize::from(len);
+    }
+    at + 1 + 4 - HEADER_LEN
+}
+
+/// The record set a stored answer for `key` holds: the inverse of [`encode_answer`] and of
+/// [`Node::new`] leaving the question out.
+fn decode_answer(key: &[u8], record_type: RecordType, stored: &[u8]) -> RecordSet {
+    let mut wire = Vec::with_capacity(stored.len() + key.len() + 4);
+    wire.extend_from_slice(&stored[..HEADER_LEN.min(stored.len())]);
+    wire.extend_from_slice(key);
+    wire.extend_from_slice(&u16::from(record_type).to_be_bytes());
+    wire.extend_from_slice(&u16::from(hickory_proto::rr::DNSClass::IN).to_be_bytes());
+    wire.extend_from_slice(stored.get(HEADER_LEN..).unwrap_or_default());
     // The bytes were encoded by `encode_answer` from valid records: they decode.
-    let message = hickory_proto::op::Message::from_vec(wire).ok();
+    let message = hickory_proto::op::Message::from_vec(&wire).ok();
     let (records, additionals) =
         message.map_or_else(Default::default, |m| (m.answers, m.additionals));
     RecordSet {
@@ -231,7 +254,8 @@ fn decode_answer(record_type: RecordType, wire: &[u8]) -> RecordSet {
 }
 
 impl Node {
-    /// A node for `name` with `sets` (types in the order given), each encoded once.
+    /// A node for `name` with `sets` (types in the order given), each encoded once and kept
+    /// without its question.
     pub fn new(name: &Name, sets: Vec<RecordSet>) -> Self {
         // Fewer than 256 types exist at one name in practice (a handful do).
         let count = u8::try_from(sets.len()).unwrap_or(u8::MAX);
@@ -240,15 +264,16 @@ impl Node {
         let mut oversized = Vec::new();
         for set in sets.into_iter().take(usize::from(count)) {
             let record_type = u16::from(set.record_type);
-            let encoded =
-                encode_answer(name, set).and_then(|wire| match u16::try_from(wire.len()) {
-                    Ok(length) => Ok((wire, length)),
-                    // `encode_answer` refuses what a message cannot hold: cannot happen.
-                    Err(_) => Err(decode_answer(RecordType::from(record_type), &wire)),
-                });
+            let encoded = encode_answer(name, set).map(|wire| {
+                let question = HEADER_LEN..HEADER_LEN + question_len(&wire);
+                // A message is under 64 KiB, the more so without its question.
+                let length = u16::try_from(wire.len() - question.len()).unwrap_or(u16::MAX);
+                (wire, question, length)
+            });
             let length = match encoded {
-                Ok((wire, length)) => {
-                    wires.extend_from_slice(&wire);
+                Ok((wire, question, length)) => {
+                    wires.extend_from_slice(&wire[..question.start]);
+                    wires.extend_from_slice(&wire[question.end..]);
                     length
                 }
                 Err(set) => {
@@ -297,27 +322,18 @@ impl Node {
         })
     }
 
-    /// The encoded response of the first set of type `wanted` (of any type for `None`): what a
-    /// query reads, so it walks the table alone (an oversized set's length is 0, so the
-    /// offsets still add up).
-    fn first_wire(&self, wanted: Option<u16>) -> Option<&[u8]> {
+    /// The encoded response of the set of type `wanted`: what a query reads, so it walks the
+    /// table alone (an oversized set's length is 0, so the offsets still add up).
+    fn wire_of(&self, wanted: u16) -> Option<&[u8]> {
         let (table, wires) = self.table();
         let mut start = 0;
         for (record_type, length) in table {
-            if length != usize::from(OVERSIZED) && wanted.is_none_or(|code| code == record_type) {
+            if length != usize::from(OVERSIZED) && wanted == record_type {
                 return wires.get(start..start + length);
             }
             start += length;
         }
         None
-    }
-
-    /// The first `len` bytes of the question name of the node's first encoded answer: the
-    /// node's name in wire form, lowercase, when `len` is its length. [`Index`] checks a
-    /// lookup's name here rather than in the key, since the server reads this answer next.
-    pub(crate) fn owner(&self, len: usize) -> Option<&[u8]> {
-        // The question starts right after the 12-byte header.
-        self.first_wire(None)?.get(12..12 + len)
     }
 
     /// Whether the name has no records (an empty non-terminal).
@@ -342,22 +358,25 @@ impl Node {
             .map(|(_, form)| form)
     }
 
-    /// The set of `record_type`, if the name has one.
-    pub fn get(&self, record_type: RecordType) -> Option<Arc<RecordSet>> {
-        self.find(record_type).map(|form| form.records(record_type))
+    /// The set of `record_type`, if the name has one; `key` is the node's name (its index
+    /// key), which the stored answers leave out.
+    pub fn get(&self, key: &[u8], record_type: RecordType) -> Option<Arc<RecordSet>> {
+        self.find(record_type)
+            .map(|form| form.records(key, record_type))
     }
 
-    /// Every set of the name, in type order.
-    pub fn sets(&self) -> Vec<Arc<RecordSet>> {
+    /// Every set of the name `key`, in type order.
+    pub fn sets(&self, key: &[u8]) -> Vec<Arc<RecordSet>> {
         self.entries()
-            .map(|(record_type, form)| form.records(record_type))
+            .map(|(record_type, form)| form.records(key, record_type))
             .collect()
     }
 
     /// The pre-encoded response for `record_type`, if the name has that set and it fits one
-    /// message.
+    /// message: its header and then its answer and additional sections (the question, which
+    /// goes between them, is left out).
     pub fn wire(&self, record_type: RecordType) -> Option<&[u8]> {
-        self.first_wire(Some(u16::from(record_type)))
+        self.wire_of(u16::from(record_type))
     }
 }
 
@@ -444,7 +463,8 @@ impl Snapshot {
         let mut current = name.clone();
         let mut current_zone = zone;
         for _ in 0..=MAX_CNAME_CHAIN {
-            let Some(node) = self.names.get(&name_key(&Name::from(&current))) else {
+            let key = name_key(&Name::from(&current));
+            let Some(node) = self.names.get(&key) else {
                 if let Some(set) = synthesize_pod(current_zone, &current, query_type, self) {
                     match set {
                         Some(set) => outcome.answers.push(set),
@@ -457,17 +477,17 @@ impl Snapshot {
                 return outcome;
             };
             if query_type == RecordType::ANY {
-                outcome.answers.extend(node.sets());
+                outcome.answers.extend(node.sets(&key));
                 if node.is_empty() {
                     outcome.soa = Some(current_zone.negative_soa.clone());
                 }
                 return outcome;
             }
-            if let Some(set) = node.get(query_type) {
+            if let Some(set) = node.get(&key, query_type) {
                 outcome.answers.push(set);
                 return outcome;
             }
-            let Some(cname) = node.get(RecordType::CNAME) else {
+            let Some(cname) = node.get(&key, RecordType::CNAME) else {
                 outcome.soa = Some(current_zone.negative_soa.clone());
                 return outcome;
             };
@@ -641,17 +661,15 @@ mod tests {
 
         assert!(!node.is_empty());
         assert_eq!(node.record_count(), 5002);
-        assert!(node.wire(RecordType::A).is_none(), "too big to encode");
-        assert_eq!(node.get(RecordType::A).as_deref(), Some(&big));
-        let aaaa = node.wire(RecordType::AAAA).expect("encoded");
-        assert_eq!(decode_answer(RecordType::AAAA, aaaa), small);
-        assert_eq!(node.get(RecordType::TXT).as_deref(), Some(&txt));
-        let types: Vec<RecordType> = node.sets().iter().map(|s| s.record_type).collect();
-        assert_eq!(types, [RecordType::A, RecordType::AAAA, RecordType::TXT]);
-        // The name is read from the first encoded answer.
         let key = name_key(&name);
-        assert_eq!(node.owner(key.len()), Some(&key[..]));
-        assert!(node.get(RecordType::SRV).is_none() && node.wire(RecordType::SRV).is_none());
+        assert!(node.wire(RecordType::A).is_none(), "too big to encode");
+        assert_eq!(node.get(&key, RecordType::A).as_deref(), Some(&big));
+        let aaaa = node.wire(RecordType::AAAA).expect("encoded");
+        assert_eq!(decode_answer(&key, RecordType::AAAA, aaaa), small);
+        assert_eq!(node.get(&key, RecordType::TXT).as_deref(), Some(&txt));
+        let types: Vec<RecordType> = node.sets(&key).iter().map(|s| s.record_type).collect();
+        assert_eq!(types, [RecordType::A, RecordType::AAAA, RecordType::TXT]);
+        assert!(node.get(&key, RecordType::SRV).is_none() && node.wire(RecordType::SRV).is_none());
     }
 
     #[test]
@@ -659,6 +677,6 @@ mod tests {
         let node = Node::default();
         assert!(node.is_empty());
         assert_eq!(node.record_count(), 0);
-        assert!(node.sets().is_empty() && node.owner(1).is_none());
+        assert!(node.sets(&[0]).is_empty());
     }
 }

@@ -860,11 +860,11 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
         .into_iter()
         .map(|zone| {
             let origin = Name::from(&zone.origin);
-            let mut names: Vec<(Name, &Node)> = snapshot
+            let mut names: Vec<(Name, &NameKey, &Node)> = snapshot
                 .names
                 .iter()
-                .filter_map(|(key, node)| Some((key_name(key)?, node)))
-                .filter(|(name, _)| {
+                .filter_map(|(key, node)| Some((key_name(key)?, key, node)))
+                .filter(|(name, _, _)| {
                     snapshot
                         .zone_of(&LowerName::from(name))
                         .is_some_and(|z| z.origin == zone.origin)
@@ -875,8 +875,8 @@ pub fn zone_text(snapshot: &Snapshot) -> Vec<(Name, String)> {
                 "; zone {origin} serial {}\n$ORIGIN {origin}\n",
                 snapshot.serial
             );
-            for (_, node) in names {
-                let mut sets = node.sets();
+            for (_, key, node) in names {
+                let mut sets = node.sets(key);
                 // SOA leads the zone.
                 sets.sort_by_key(|s| (s.record_type != RecordType::SOA, u16::from(s.record_type)));
                 for record in sets.iter().flat_map(|s| s.records.iter()) {

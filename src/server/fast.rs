@@ -1,9 +1,10 @@
 //! The fast path: a question whose answer was encoded when the snapshot was published.
 //!
 //! It reads only the question (and an OPT record) straight from the packet, looks the name up
-//! by its wire form, copies the pre-encoded response into the caller's buffer, and patches the
-//! id, the RD bit and the question's bytes (so the answer echoes the client's letter case: the
-//! answers' owner names are compression pointers to the question). Anything it does not
+//! by its wire form, and writes the pre-encoded response into the caller's buffer: its header
+//! (with the query's id and RD bit), the query's own question (so the answer echoes the
+//! client's letter case: the answers' owner names are compression pointers to the question,
+//! which has the stored one's length), then the stored answer and additional sections. Anything it does not
 //! handle exactly — a negative answer, a CNAME, ANY, a response that would not fit, EDNS other
 //! than version 0, trailing bytes, compression in the question — it declines, and the general
 //! path answers. The differential test in `tests/dns/fast_path.rs` checks that both give the
@@ -13,8 +14,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::snapshot::Snapshot;
 
-/// The fixed part of a DNS header.
-const HEADER_LEN: usize = 12;
+use crate::snapshot::HEADER_LEN;
 /// The OPT record the general path sends: root name, type 41, class = payload, ttl 0
 /// (extended rcode 0, version 0, no flags), no options.
 const OPT_LEN: usize = 11;
@@ -52,7 +52,7 @@ pub struct Key {
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     record_type: RecordType,
-    /// Where the question ends (the header and question are echoed up to here).
+    /// Where the question ends (the question is echoed from the header up to here).
     question_end: usize,
     /// The EDNS payload size, when the request has an OPT record.
     payload: Option<u16>,
@@ -155,7 +155,8 @@ pub fn question(request: &[u8]) -> Option<(Key, Shape)> {
     ))
 }
 
-/// The pre-encoded response for the question, if the snapshot has one.
+/// The pre-encoded response for the question, if the snapshot has one (without its question:
+/// see [`write`]).
 pub fn lookup<'s>(snapshot: &'s Snapshot, key: &Key, shape: &Shape) -> Option<&'s [u8]> {
     snapshot
         .names
@@ -163,9 +164,10 @@ pub fn lookup<'s>(snapshot: &'s Snapshot, key: &Key, shape: &Shape) -> Option<&'
         .wire(shape.record_type)
 }
 
-/// Copies `template` into `out` as the response to `request` (id, RD, the question's letter
-/// case, an OPT record for EDNS); `false` when it does not fit the transport's limit (512
-/// bytes for UDP without EDNS, the client's payload size with it, 65535 for TCP).
+/// Writes `template` into `out` as the response to `request`: its header with the request's
+/// id and RD, the request's question, the rest of `template`, and an OPT record for EDNS.
+/// `false` when it does not fit the transport's limit (512 bytes for UDP without EDNS, the
+/// client's payload size with it, 65535 for TCP).
 pub fn write(request: &[u8], shape: &Shape, template: &[u8], udp: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
     let Shape {
@@ -179,15 +181,19 @@ pub fn write(request: &[u8], shape: &Shape, template: &[u8], udp: bool, out: &mu
         (true, None) => 512,
     };
     let extra = if payload.is_some() { OPT_LEN } else { 0 };
-    if template.len() + extra > limit || template.len() < question_end {
+    let Some((header, sections)) = template.split_at_checked(HEADER_LEN) else {
+        return false;
+    };
+    if template.len() + (question_end - HEADER_LEN) + extra > limit {
         return false;
     }
 
-    out.extend_from_slice(template);
+    out.extend_from_slice(header);
     out[0..2].copy_from_slice(&request[0..2]);
     // RD is copied from the query (the low bit of the third byte).
     out[2] |= request[2] & 0x01;
-    out[HEADER_LEN..question_end].copy_from_slice(&request[HEADER_LEN..question_end]);
+    out.extend_from_slice(&request[HEADER_LEN..question_end]);
+    out.extend_from_slice(sections);
     if let Some(size) = payload {
         let count = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
         out[10..12].copy_from_slice(&count.to_be_bytes());

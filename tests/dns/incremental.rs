@@ -324,7 +324,7 @@ fn difference(incremental: &Snapshot, scratch: &Snapshot) -> Option<String> {
         if a != b {
             let show = |node: Option<&stsdns::snapshot::Node>| match node {
                 None => " (absent)".to_owned(),
-                Some(node) => describe_node(node),
+                Some(node) => describe_node(name, node),
             };
             let _ = write!(
                 report,
@@ -354,9 +354,9 @@ fn key_name(key: &[u8]) -> String {
     Name::read(&mut BinDecoder::new(key)).map_or_else(|_| format!("{key:?}"), |n| n.to_string())
 }
 
-fn describe_node(node: &stsdns::snapshot::Node) -> String {
+fn describe_node(key: &[u8], node: &stsdns::snapshot::Node) -> String {
     let mut text = String::new();
-    for set in &node.sets() {
+    for set in &node.sets(key) {
         let _ = write!(text, "\n  {}:", set.record_type);
         for record in &set.records {
             let _ = write!(text, "\n    {record}");
