@@ -303,8 +303,9 @@ impl Builder {
         if stale.is_empty() {
             // A first build: about one name with records per object and zone, plus the PTR
             // names.
-            self.ownership
-                .reserve(state.len().saturating_mul(self.config.zones.len() + 1));
+            let names = state.len().saturating_mul(self.config.zones.len() + 1);
+            self.ownership.reserve(names);
+            self.names.reserve(names);
         }
         let mut regenerated = HashMap::default();
         for owner in stale {

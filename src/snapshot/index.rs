@@ -56,7 +56,7 @@ pub struct Index {
 
 impl Default for Index {
     fn default() -> Self {
-        Self::with_layout(foldhash::fast::RandomState::default(), 0, 0)
+        Self::with_layout(foldhash::fast::RandomState::default(), 0, 0, 0)
     }
 }
 
@@ -70,11 +70,18 @@ impl fmt::Debug for Index {
 }
 
 impl Index {
-    /// An empty map with 2^`group_bits` groups of 2^`shard_bits` shards, each its own.
-    fn with_layout(hasher: foldhash::fast::RandomState, group_bits: u32, shard_bits: u32) -> Self {
+    /// An empty map with 2^`group_bits` groups of 2^`shard_bits` shards, each its own and with
+    /// room for about `names` names between them.
+    fn with_layout(
+        hasher: foldhash::fast::RandomState,
+        group_bits: u32,
+        shard_bits: u32,
+        names: usize,
+    ) -> Self {
+        let per_shard = names >> (group_bits + shard_bits);
         let group = || -> Group {
             (0..1usize << shard_bits)
-                .map(|_| Arc::new(Shard::new()))
+                .map(|_| Arc::new(Shard::with_capacity(per_shard)))
                 .collect()
         };
         Self {
@@ -187,18 +194,33 @@ impl Index {
         self.iter().map(|(key, _)| key)
     }
 
-    /// Splits every shard in two when the average shard has grown past [`MAX_SHARD`]: groups
-    /// and shards per group double in turn, so both levels stay short.
+    /// Splits every shard in two when the average shard has grown past [`MAX_SHARD`].
     fn grow(&mut self) {
-        if self.len <= self.shards() * MAX_SHARD {
+        self.reserve(0);
+    }
+
+    /// Lays the map out for `additional` more names at once, so a first build that knows
+    /// about how many names it makes does not split the map over and over as it fills (each
+    /// split moves every entry).
+    pub fn reserve(&mut self, additional: usize) {
+        let names = self.len.saturating_add(additional);
+        let (mut group_bits, mut shard_bits) = (self.group_bits, self.shard_bits);
+        // Groups and shards per group double in turn, so both levels stay short.
+        while names > (1usize << (group_bits + shard_bits)).saturating_mul(MAX_SHARD)
+            && group_bits + shard_bits < 32
+        {
+            if group_bits <= shard_bits {
+                group_bits += 1;
+            } else {
+                shard_bits += 1;
+            }
+        }
+        if (group_bits, shard_bits) == (self.group_bits, self.shard_bits) {
             return;
         }
-        let (group_bits, shard_bits) = if self.group_bits <= self.shard_bits {
-            (self.group_bits + 1, self.shard_bits)
-        } else {
-            (self.group_bits, self.shard_bits + 1)
-        };
-        let mut grown = Self::with_layout(self.hasher.clone(), group_bits, shard_bits);
+        // Each shard is made at the size it will have, rather than grown (and its smaller
+        // tables freed) as names arrive.
+        let mut grown = Self::with_layout(self.hasher.clone(), group_bits, shard_bits, names);
         for entry in self.entries() {
             let hash = grown.hash(&entry.key);
             let hasher = grown.hasher.clone();
@@ -326,6 +348,31 @@ mod tests {
             .filter(|(a, b)| Arc::ptr_eq(a, b))
             .count();
         assert_eq!(shared, index.shards() - 1);
+    }
+
+    #[test]
+    fn a_reserved_index_is_laid_out_once_and_keeps_what_it_held() {
+        let mut index = Index::default();
+        for i in 0..100 {
+            index.insert(key(i), node(i, 1));
+        }
+        index.reserve(20_000);
+        let shards = index.shards();
+        assert!(shards >= 20_100 / MAX_SHARD, "{shards}");
+        assert!((0..100).all(|i| index.get(&key(i)).is_some()));
+        for i in 100..20_100 {
+            index.insert(key(i), node(i, 1));
+        }
+        assert_eq!(
+            index.shards(),
+            shards,
+            "no split while filling what was reserved"
+        );
+        assert_eq!(index.len(), 20_100);
+        assert!((0..20_100).all(|i| index.get(&key(i)).is_some()));
+        // Reserving what the layout already holds changes nothing.
+        index.reserve(0);
+        assert_eq!(index.shards(), shards);
     }
 
     #[test]
