@@ -1090,10 +1090,10 @@ pub fn pod(pod: core::Pod) -> Result<Pod, ConvertError> {
         labels: pod.metadata.labels.unwrap_or_default().into(),
         hostname,
         subdomain: spec.subdomain.filter(|s| !s.is_empty()).map(Arc::from),
-        ips: ips.into(),
+        ips: ips.into_iter().collect(),
         ready,
         terminating: pod.metadata.deletion_timestamp.is_some(),
-        container_ports: container_ports.into(),
+        container_ports: container_ports.into_iter().collect(),
     })
 }
 

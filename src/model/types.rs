@@ -275,15 +275,15 @@ pub struct Pod {
     pub hostname: Option<Hostname>,
     /// `spec.subdomain`, if set (shared: the Pods of a StatefulSet have the same).
     pub subdomain: Option<Arc<str>>,
-    /// `status.podIPs` (or `status.podIP`). Boxed slices here: kept for the Pod's life, so no
-    /// spare capacity and no capacity field.
-    pub ips: Box<[IpAddr]>,
+    /// `status.podIPs` (or `status.podIP`). Inline: almost every Pod has one address, and a
+    /// separate allocation for it cost more than the address.
+    pub ips: smallvec::SmallVec<[IpAddr; 1]>,
     /// The `Ready` condition is `True`.
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
-    /// The ports of its containers.
-    pub container_ports: Box<[ContainerPort]>,
+    /// The ports of its containers (inline, as `ips`, when there is one).
+    pub container_ports: smallvec::SmallVec<[ContainerPort; 1]>,
 }
 
 /// A Pod's labels, sorted by key. Each string is an `Arc` that the state's label index shares,
