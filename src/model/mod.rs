@@ -142,20 +142,32 @@ struct Meta {
 }
 
 /// The keys of one index entry. Most entries have one key (a Pod's own name label, the one
-/// Service selecting `app: x`), which is kept inline instead of in a hash set's table.
+/// Service selecting `app: x`), which is kept inline; a few (the Pods of a small workload) are
+/// a short list, scanned; only a large set pays for a hash set's table.
 #[derive(Debug, Clone)]
 enum KeySet<K> {
     One(K),
-    Many(HashSet<K>),
+    /// At most [`FEW_KEYS`] keys, in no order.
+    Few(Vec<K>),
+    /// Boxed: an entry holding a hash set inline was as large as one holding a list.
+    Many(Box<HashSet<K>>),
 }
+
+/// The most keys a [`KeySet`] keeps in a list: comparing that many costs less than hashing, and
+/// a list of them is a third of a hash set's memory.
+const FEW_KEYS: usize = 8;
 
 impl<K: Eq + std::hash::Hash + Clone> KeySet<K> {
     fn insert(&mut self, key: K) {
         match self {
             Self::One(one) if *one == key => {}
-            Self::One(one) => {
-                let set = [one.clone(), key].into_iter().collect();
-                *self = Self::Many(set);
+            Self::One(one) => *self = Self::Few(vec![one.clone(), key]),
+            Self::Few(list) if list.contains(&key) => {}
+            Self::Few(list) if list.len() < FEW_KEYS => list.push(key),
+            Self::Few(list) => {
+                let mut set: HashSet<K> = list.drain(..).collect();
+                set.insert(key);
+                *self = Self::Many(Box::new(set));
             }
             Self::Many(set) => {
                 set.insert(key);
@@ -167,14 +179,19 @@ impl<K: Eq + std::hash::Hash + Clone> KeySet<K> {
     fn remove(&mut self, key: &K) -> bool {
         match self {
             Self::One(one) => one == key,
+            Self::Few(list) => {
+                list.retain(|k| k != key);
+                // Back to inline: a set that shrinks stays as small as one built small.
+                if let [last] = &list[..] {
+                    *self = Self::One(last.clone());
+                }
+                false
+            }
             Self::Many(set) => {
                 set.remove(key);
-                if set.len() == 1 {
-                    // Back to inline: a set that shrinks stays as small as one built small.
-                    let last = set.iter().next().cloned();
-                    if let Some(last) = last {
-                        *self = Self::One(last);
-                    }
+                if set.len() <= FEW_KEYS {
+                    *self = Self::Few(set.drain().collect());
+                    return self.remove(key);
                 }
                 false
             }
@@ -182,11 +199,14 @@ impl<K: Eq + std::hash::Hash + Clone> KeySet<K> {
     }
 
     fn iter(&self) -> impl Iterator<Item = &K> {
-        let (one, many) = match self {
-            Self::One(one) => (Some(one), None),
-            Self::Many(set) => (None, Some(set.iter())),
+        let (one, few, many) = match self {
+            Self::One(one) => (Some(one), None, None),
+            Self::Few(list) => (None, Some(list.iter()), None),
+            Self::Many(set) => (None, None, Some(set.iter())),
         };
-        one.into_iter().chain(many.into_iter().flatten())
+        one.into_iter()
+            .chain(few.into_iter().flatten())
+            .chain(many.into_iter().flatten())
     }
 }
 
@@ -1035,5 +1055,30 @@ mod tests {
         );
         remove_index(&mut index, "app", &3);
         assert!(!index.contains_key("app"), "an empty entry goes");
+    }
+
+    #[test]
+    fn index_key_sets_past_a_few_keys_become_hash_sets_and_come_back() {
+        let mut index: HashMap<&str, KeySet<u32>> = HashMap::default();
+        let keys = |index: &HashMap<&str, KeySet<u32>>| {
+            let mut keys: Vec<u32> = index["app"].iter().copied().collect();
+            keys.sort_unstable();
+            keys
+        };
+        for i in 0..=FEW_KEYS as u32 {
+            add_index(&mut index, "app", i);
+            add_index(&mut index, "app", i);
+        }
+        assert!(matches!(index["app"], KeySet::Many(_)));
+        assert_eq!(keys(&index), (0..=FEW_KEYS as u32).collect::<Vec<_>>());
+        remove_index(&mut index, "app", &0);
+        assert!(matches!(&index["app"], KeySet::Few(list) if list.len() == FEW_KEYS));
+        assert_eq!(keys(&index), (1..=FEW_KEYS as u32).collect::<Vec<_>>());
+        for i in 1..FEW_KEYS as u32 {
+            remove_index(&mut index, "app", &i);
+        }
+        assert!(matches!(index["app"], KeySet::One(k) if k == FEW_KEYS as u32));
+        remove_index(&mut index, "app", &(FEW_KEYS as u32));
+        assert!(!index.contains_key("app"));
     }
 }
