@@ -516,7 +516,12 @@ fn self_from_flag(value: &str, service_name: &Name) -> Result<Name> {
             .map_err(invalid)?
             .to_lowercase())
     } else {
-        Ok(names::host(&trimmed.to_ascii_lowercase(), service_name).map_err(invalid)?)
+        // From the label's bytes, as the server makes the names it answers (no IDNA mapping,
+        // which would refuse an `xn--` label that is a valid pod name).
+        Ok(Name::from_ascii(trimmed)
+            .and_then(|label| label.append_domain(service_name))
+            .map_err(invalid)?
+            .to_lowercase())
     }
 }
 
@@ -528,7 +533,7 @@ pub fn self_from_hostname(hostname: &str, service_name: &Name) -> Result<Name> {
         hostname: hostname.to_owned(),
         source,
     })?;
-    names::host(host.as_str(), service_name).map_err(|source| Error::NameTooLong {
+    names::endpoint(&host, service_name).map_err(|source| Error::NameTooLong {
         what: format!("host {host}"),
         source,
     })
@@ -1288,6 +1293,30 @@ mod tests {
         assert!(matches!(
             self_from_hostname("bad_host", &service),
             Err(Error::Hostname { .. })
+        ));
+    }
+
+    /// `xn--` labels are valid DNS-1123 labels (a pod may be named so) but not valid IDNA:
+    /// the name is made from the label's bytes, not mapped as Unicode.
+    #[test]
+    fn self_names_keep_labels_that_look_like_punycode() {
+        let service = name("web.default.svc.cluster.local.");
+        let expected = name("xn--a-0.web.default.svc.cluster.local.");
+        assert_eq!(
+            self_from_hostname("xn--a-0", &service).expect("hostname"),
+            expected
+        );
+        assert_eq!(
+            self_from_flag("xn--a-0", &service).expect("--self"),
+            expected
+        );
+        assert_eq!(
+            self_from_flag("XN--A-0", &service).expect("--self"),
+            expected
+        );
+        assert!(matches!(
+            self_from_flag("web 0", &service),
+            Err(Error::SelfName { .. })
         ));
     }
 

@@ -50,12 +50,6 @@ pub fn service(key: &ServiceKey, zone: &Name) -> Result<Name, ProtoError> {
     prepend(&namespace(&key.namespace, zone)?, key.name.as_str())
 }
 
-/// `<host>.<svc>.<ns>.svc.<zone>` for any text (`--self` takes it from the command line):
-/// mapped through IDNA, as hickory maps a `&str` label.
-pub fn host(host: &str, service_name: &Name) -> Result<Name, ProtoError> {
-    service_name.prepend_label(host)
-}
-
 /// `<host>.<svc>.<ns>.svc.<zone>` of an endpoint's hostname.
 pub fn endpoint(host: &Hostname, service_name: &Name) -> Result<Name, ProtoError> {
     prepend(service_name, host.as_str())
@@ -202,7 +196,9 @@ mod tests {
         let svc = service(&key, &zone()).expect("valid");
         assert_eq!(svc.to_string(), "svc-nginx.prod.svc.cluster.local.");
         assert_eq!(
-            host("sts-nginx-0", &svc).expect("valid").to_string(),
+            endpoint(&Hostname::new("sts-nginx-0").expect("valid"), &svc)
+                .expect("valid")
+                .to_string(),
             "sts-nginx-0.svc-nginx.prod.svc.cluster.local."
         );
         assert_eq!(
@@ -253,8 +249,6 @@ mod tests {
             dashed_endpoint(ip, &svc).expect("valid").to_string(),
             "fd00--1.web.default.svc.cluster.local."
         );
-        // `--self` text is still checked as a label.
-        assert!(host("web 0", &svc).is_err());
     }
 
     #[test]
