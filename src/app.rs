@@ -263,20 +263,28 @@ impl Reconciler {
             }
             dirty.merge(applied.dirty);
         }
-        if !self.ready {
+        // How many Services' records were made again: every one at a full rebuild (a first
+        // list does not track what changed, so `dirty` is empty then).
+        let services = if !self.ready {
             if !self.expected.iter().all(|s| self.state.is_listed(s)) {
                 return Ok(None);
             }
             self.ready = true;
             self.builder.rebuild(&self.state).map_err(Error::Records)?;
             log_problems(&diagnose::diagnose(&self.state));
+            self.state.services().count()
         } else if dirty.is_empty() {
             return Ok(None);
         } else {
             self.builder
                 .update(&self.state, &dirty)
                 .map_err(Error::Records)?;
-        }
+            if dirty.everything {
+                self.state.services().count()
+            } else {
+                dirty.services.len()
+            }
+        };
         let serial = self.serials.next(self.writer.serial()).await?;
         let snapshot = self
             .builder
@@ -285,7 +293,7 @@ impl Reconciler {
         info!(
             serial,
             events = count,
-            services = dirty.services.len(),
+            services,
             objects = snapshot.objects,
             names = snapshot.names.len(),
             records = snapshot.records,

@@ -307,6 +307,26 @@ async fn serve_without_feed_answers_the_example() {
     );
 }
 
+/// The first publish builds every Service: its log line says so (it said `services=0`, since a
+/// first list does not track what changed).
+#[test]
+fn the_first_publish_logs_every_service_it_built() {
+    let served = Served::start(&[]);
+    let (status, stderr) = served.terminate();
+    assert!(status.success(), "{stderr}");
+    let published = stderr
+        .lines()
+        .find(|line| line.contains("published snapshot"))
+        .unwrap_or_else(|| panic!("no publish logged: {stderr}"));
+    // The example has 7 Services (zones/*.yaml).
+    assert!(
+        published
+            .split_whitespace()
+            .any(|word| word == "services=7"),
+        "{published}"
+    );
+}
+
 #[tokio::test]
 async fn serve_flags_reach_the_answers() {
     let served = Served::start(&[
