@@ -236,12 +236,13 @@ fn question_len(message: &[u8]) -> usize {
 /// The record set a stored answer for `key` holds: the inverse of [`encode_answer`] and of
 /// [`Node::new`] leaving the question out.
 fn decode_answer(key: &[u8], record_type: RecordType, stored: &[u8]) -> RecordSet {
+    let (header, sections) = stored.split_at(HEADER_LEN.min(stored.len()));
     let mut wire = Vec::with_capacity(stored.len() + key.len() + 4);
-    wire.extend_from_slice(&stored[..HEADER_LEN.min(stored.len())]);
+    wire.extend_from_slice(header);
     wire.extend_from_slice(key);
     wire.extend_from_slice(&u16::from(record_type).to_be_bytes());
     wire.extend_from_slice(&u16::from(hickory_proto::rr::DNSClass::IN).to_be_bytes());
-    wire.extend_from_slice(stored.get(HEADER_LEN..).unwrap_or_default());
+    wire.extend_from_slice(sections);
     // The bytes were encoded by `encode_answer` from valid records: they decode.
     let message = hickory_proto::op::Message::from_vec(&wire).ok();
     let (records, additionals) =

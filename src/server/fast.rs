@@ -4,17 +4,16 @@
 //! by its wire form, and writes the pre-encoded response into the caller's buffer: its header
 //! (with the query's id and RD bit), the query's own question (so the answer echoes the
 //! client's letter case: the answers' owner names are compression pointers to the question,
-//! which has the stored one's length), then the stored answer and additional sections. Anything it does not
-//! handle exactly — a negative answer, a CNAME, ANY, a response that would not fit, EDNS other
-//! than version 0, trailing bytes, compression in the question — it declines, and the general
-//! path answers. The differential test in `tests/dns/fast_path.rs` checks that both give the
+//! which has the stored one's length), then the stored answer and additional sections.
+//! Anything it does not handle exactly — a negative answer, a CNAME, ANY, a response that would
+//! not fit, EDNS other than version 0, trailing bytes, compression in the question — it
+//! declines, and the general path answers. The differential test in `tests/dns/fast_path.rs` checks that both give the
 //! same bytes wherever the fast path answers.
 
 use hickory_proto::rr::RecordType;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{HEADER_LEN, Snapshot};
 
-use crate::snapshot::HEADER_LEN;
 /// The OPT record the general path sends: root name, type 41, class = payload, ttl 0
 /// (extended rcode 0, version 0, no flags), no options.
 const OPT_LEN: usize = 11;

@@ -12,7 +12,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::trace;
 
 use super::fast;
-use crate::snapshot::SnapshotReader;
+use crate::snapshot::{HEADER_LEN, SnapshotReader};
 
 /// The EDNS version we speak.
 const EDNS_VERSION: u8 = 0;
@@ -319,13 +319,13 @@ fn patch_question(out: &mut [u8], request: &[u8], questions: usize) {
         return;
     };
     if out.len() >= end && out.get(4..6) == request.get(4..6) {
-        out[12..end].copy_from_slice(&request[12..end]);
+        out[HEADER_LEN..end].copy_from_slice(&request[HEADER_LEN..end]);
     }
 }
 
 /// Where the question section of a (decodable) request ends.
 fn questions_end(request: &[u8], questions: usize) -> Option<usize> {
-    let mut at = 12;
+    let mut at = HEADER_LEN;
     for _ in 0..questions {
         loop {
             let len = usize::from(*request.get(at)?);

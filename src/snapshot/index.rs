@@ -302,7 +302,7 @@ mod tests {
         index.insert(key(1), Node::default());
         assert!(index.get(&key(1)).is_some_and(|n| n.is_empty()));
         assert!(index.get(&key(2)).is_none());
-        // Found by its answer's name, and no other.
+        // Found by its key, and no other.
         index.insert(key(3), node(3, 3));
         assert!(index.get(&key(3)).is_some());
         assert!(index.get(&key(4)).is_none());
