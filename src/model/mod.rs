@@ -101,15 +101,13 @@ pub struct ClusterState {
     statefulsets: BTreeMap<ObjectKey, Stored<StatefulSet>>,
     /// EndpointSlices by the Service they name, so a Service finds its slices in one lookup.
     slices_by_service: HashMap<ServiceKey, BTreeSet<ObjectKey>>,
-    /// Pods by (namespace, label, value), so selectors do not scan every Pod. Only labels whose
-    /// key some Service's selector starts with are indexed (see [`Self::index_label_key`]): a
-    /// StatefulSet Pod's own `pod-name` and `pod-index` labels would otherwise be most of it.
-    pods_by_label: HashMap<LabelKey, KeySet<ObjectKey>>,
-    /// The label keys `pods_by_label` indexes: every first key of a selector seen so far.
+    /// The Pods and the Services of each (namespace, label, value), so that selectors do not
+    /// scan every Pod and a Pod change finds the Services it may belong to without a scan. One
+    /// map for both, since a label a selector has is mostly one its Pods carry: a map each
+    /// kept every such label twice (3 MiB at 100k Pods).
+    labels: HashMap<LabelKey, LabelUsers>,
+    /// The label keys whose Pods `labels` lists: every first key of a selector seen so far.
     indexed_label_keys: HashSet<Arc<str>>,
-    /// Services by each (namespace, label, value) of their selector, so a Pod change finds the
-    /// Services it may belong to without a scan.
-    services_by_selector: HashMap<LabelKey, KeySet<ServiceKey>>,
     /// How many objects live in each namespace: a namespace exists while any object does.
     namespaces: BTreeMap<Namespace, usize>,
     /// Per feed: whether it has listed, and a list in progress.
@@ -118,6 +116,23 @@ pub struct ClusterState {
 
 /// A label in a namespace: `(namespace, key, value)`, the strings shared with the Pods'.
 type LabelKey = (Namespace, Arc<str>, Arc<str>);
+
+/// What carries or selects one label in a namespace.
+#[derive(Debug, Clone, Default)]
+struct LabelUsers {
+    /// The Pods with the label, for the label keys a selector starts with (see
+    /// [`ClusterState::index_label_key`]): a StatefulSet Pod's own `pod-name` and `pod-index`
+    /// labels would otherwise be most of the map.
+    pods: Option<KeySet<ObjectKey>>,
+    /// The Services whose selector has the label (any of its labels, not only the first).
+    services: Option<KeySet<ServiceKey>>,
+}
+
+impl LabelUsers {
+    fn is_unused(&self) -> bool {
+        self.pods.is_none() && self.services.is_none()
+    }
+}
 
 /// The index key of a selector's `key: value`.
 fn selector_key(namespace: &Namespace, key: &str, value: &str) -> LabelKey {
@@ -217,29 +232,53 @@ fn service_key(key: &ObjectKey) -> Option<ServiceKey> {
     })
 }
 
-fn add_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash + Clone>(
-    index: &mut HashMap<K, KeySet<V>>,
-    key: K,
+/// Adds `value` to the set in `slot`, making the set if there is none.
+fn add_key<V: Eq + std::hash::Hash + Clone>(slot: &mut Option<KeySet<V>>, value: V) {
+    match slot {
+        Some(set) => set.insert(value),
+        None => *slot = Some(KeySet::One(value)),
+    }
+}
+
+/// Removes `value` from the set in `slot`, leaving `None` for a set left empty.
+fn remove_key<V: Eq + std::hash::Hash + Clone>(slot: &mut Option<KeySet<V>>, value: &V) {
+    if slot.as_mut().is_some_and(|set| set.remove(value)) {
+        *slot = None;
+    }
+}
+
+/// Adds `value` to the set `users` picks of the label `key`.
+fn add_label_user<V: Eq + std::hash::Hash + Clone>(
+    labels: &mut HashMap<LabelKey, LabelUsers>,
+    key: LabelKey,
+    users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
     value: V,
 ) {
-    match index.entry(key) {
-        std::collections::hash_map::Entry::Occupied(mut entry) => entry.get_mut().insert(value),
-        std::collections::hash_map::Entry::Vacant(entry) => {
-            entry.insert(KeySet::One(value));
+    add_key(users(labels.entry(key).or_default()), value);
+}
+
+/// Removes `value` from the set `users` picks of the label `key`; a label nothing uses any
+/// more leaves the map.
+fn remove_label_user<V: Eq + std::hash::Hash + Clone>(
+    labels: &mut HashMap<LabelKey, LabelUsers>,
+    key: LabelKey,
+    users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
+    value: &V,
+) {
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = labels.entry(key) {
+        remove_key(users(entry.get_mut()), value);
+        if entry.get().is_unused() {
+            entry.remove();
         }
     }
 }
 
-fn remove_index<K: Eq + std::hash::Hash, V: Eq + std::hash::Hash + Clone>(
-    index: &mut HashMap<K, KeySet<V>>,
-    key: K,
-    value: &V,
-) {
-    if let std::collections::hash_map::Entry::Occupied(mut entry) = index.entry(key)
-        && entry.get_mut().remove(value)
-    {
-        entry.remove();
-    }
+fn pods_of(users: &mut LabelUsers) -> &mut Option<KeySet<ObjectKey>> {
+    &mut users.pods
+}
+
+fn services_of(users: &mut LabelUsers) -> &mut Option<KeySet<ServiceKey>> {
+    &mut users.services
 }
 
 impl ClusterState {
@@ -294,9 +333,10 @@ impl ClusterState {
         match object {
             Object::Service(s) => {
                 for (k, v) in s.selector.iter().flat_map(Labels::iter) {
-                    add_index(
-                        &mut self.services_by_selector,
+                    add_label_user(
+                        &mut self.labels,
                         selector_key(&s.key.namespace, k, v),
+                        services_of,
                         s.key.clone(),
                     );
                 }
@@ -325,9 +365,10 @@ impl ClusterState {
                     if !self.indexed_label_keys.contains(k) {
                         continue;
                     }
-                    add_index(
-                        &mut self.pods_by_label,
+                    add_label_user(
+                        &mut self.labels,
                         (p.key.namespace.clone(), k.clone(), v.clone()),
+                        pods_of,
                         p.key.clone(),
                     );
                 }
@@ -350,9 +391,10 @@ impl ClusterState {
         let key: Arc<str> = Arc::from(key);
         for (pod_key, stored) in &self.pods {
             if let Some((k, v)) = stored.object.labels.iter().find(|(k, _)| **k == key) {
-                add_index(
-                    &mut self.pods_by_label,
+                add_label_user(
+                    &mut self.labels,
                     (pod_key.namespace.clone(), k.clone(), v.clone()),
+                    pods_of,
                     pod_key.clone(),
                 );
             }
@@ -452,9 +494,10 @@ impl ClusterState {
             Kind::Service => {
                 let Stored { object, meta } = self.services.remove(&service_key(key)?)?;
                 for (k, v) in object.selector.iter().flat_map(Labels::iter) {
-                    remove_index(
-                        &mut self.services_by_selector,
+                    remove_label_user(
+                        &mut self.labels,
                         selector_key(&key.namespace, k, v),
+                        services_of,
                         &object.key,
                     );
                 }
@@ -481,9 +524,10 @@ impl ClusterState {
             Kind::Pod => {
                 let Stored { object, meta } = self.pods.remove(key)?;
                 for (k, v) in object.labels.iter() {
-                    remove_index(
-                        &mut self.pods_by_label,
+                    remove_label_user(
+                        &mut self.labels,
                         (key.namespace.clone(), k.clone(), v.clone()),
+                        pods_of,
                         key,
                     );
                 }
@@ -521,9 +565,8 @@ impl ClusterState {
                 dirty.pods.insert(p.key.clone());
                 for (k, v) in p.labels.iter() {
                     let index = (p.key.namespace.clone(), k.clone(), v.clone());
-                    for skey in self
-                        .services_by_selector
-                        .get(&index)
+                    for skey in (self.labels.get(&index))
+                        .and_then(|users| users.services.as_ref())
                         .into_iter()
                         .flat_map(KeySet::iter)
                     {
@@ -711,7 +754,8 @@ impl ClusterState {
     pub fn pods_selected(&self, namespace: &Namespace, selector: &Labels) -> Vec<&Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match selector.iter().next() {
             Some((k, v)) if self.indexed_label_keys.contains(k) => {
-                match self.pods_by_label.get(&selector_key(namespace, k, v)) {
+                let users = self.labels.get(&selector_key(namespace, k, v));
+                match users.and_then(|users| users.pods.as_ref()) {
                     Some(keys) => Box::new(keys.iter().filter_map(|key| self.pod(key))),
                     None => Box::new(std::iter::empty()),
                 }
@@ -995,17 +1039,14 @@ mod tests {
         ]
         .into();
         state.insert(Object::from(labelled), origin());
-        assert!(
-            state.pods_by_label.is_empty(),
-            "no selector yet: nothing indexed"
-        );
+        assert!(pod_labels(&state) == 0, "no selector yet: nothing indexed");
 
         // A Service selecting by `tier` arrives after the Pod: the Pod is indexed then.
         let mut by_tier = service(false);
         by_tier.key.name = ServiceName::new("db").expect("valid");
         by_tier.selector = Some([("tier".to_owned(), "db".to_owned())].into());
         state.insert(Object::from(by_tier.clone()), origin());
-        assert_eq!(state.pods_by_label.len(), 1, "only the `tier` label");
+        assert_eq!(pod_labels(&state), 1, "only the `tier` label");
         assert_eq!(state.endpoints(&by_tier).len(), 1);
 
         // One that came after the Service is indexed as it arrives; `app` is still not.
@@ -1017,7 +1058,7 @@ mod tests {
         second.labels = [("tier".to_owned(), "db".to_owned())].into();
         state.insert(Object::from(second), origin());
         assert_eq!(state.endpoints(&by_tier).len(), 2);
-        assert_eq!(state.pods_by_label.len(), 1);
+        assert_eq!(pod_labels(&state), 1);
 
         // A selector's other keys need no index: the first key finds the candidates.
         state.insert(Object::from(service(false)), origin());
@@ -1030,55 +1071,96 @@ mod tests {
             2,
             "web-0 and web-1"
         );
-        assert_eq!(state.pods_by_label.len(), 2, "`app: web` and `tier: db`");
+        assert_eq!(pod_labels(&state), 2, "`app: web` and `tier: db`");
+    }
+
+    /// How many labels the state lists Pods for.
+    fn pod_labels(state: &ClusterState) -> usize {
+        state.labels.values().filter(|u| u.pods.is_some()).count()
     }
 
     #[test]
-    fn index_key_sets_keep_one_key_inline_and_grow_and_shrink() {
-        let mut index: HashMap<&str, KeySet<u32>> = HashMap::default();
-        add_index(&mut index, "app", 1);
-        assert!(matches!(index["app"], KeySet::One(1)));
-        add_index(&mut index, "app", 1);
-        assert!(matches!(index["app"], KeySet::One(1)), "a key is kept once");
-        add_index(&mut index, "app", 2);
-        add_index(&mut index, "app", 3);
-        let mut keys: Vec<u32> = index["app"].iter().copied().collect();
+    fn a_label_stays_listed_while_a_pod_or_a_service_uses_it() {
+        let mut state = ClusterState::new();
+        let web = service(false);
+        state.insert(Object::from(web.clone()), origin());
+        state.insert(
+            Object::from(pod("web-0", "10.0.0.1", true, "web")),
+            origin(),
+        );
+        state.insert(
+            Object::from(pod("web-1", "10.0.0.2", true, "web")),
+            origin(),
+        );
+        assert_eq!(state.labels.len(), 1, "{:?}", state.labels);
+        let users = state.labels.values().next().expect("one label");
+        assert_eq!(users.pods.iter().flat_map(KeySet::iter).count(), 2);
+        assert_eq!(users.services.iter().flat_map(KeySet::iter).count(), 1);
+
+        // The Service goes; its Pods still carry the label, and a new Service finds them.
+        state.delete(&Object::from(web.clone()).reference());
+        assert_eq!(state.labels.len(), 1);
+        assert!(state.labels.values().all(|u| u.services.is_none()));
+        state.insert(Object::from(web.clone()), origin());
+        assert_eq!(state.endpoints(&web).len(), 2);
+
+        // The Pods go; the Service still selects the label.
+        for name in ["web-0", "web-1"] {
+            let reference = Object::from(pod(name, "10.0.0.1", true, "web")).reference();
+            state.delete(&reference).expect("was there");
+        }
+        assert_eq!(state.labels.len(), 1);
+        assert_eq!(pod_labels(&state), 0);
+        assert!(state.endpoints(&web).is_empty());
+
+        // Nothing uses it: the entry goes.
+        state.delete(&Object::from(web).reference());
+        assert!(state.labels.is_empty(), "{:?}", state.labels);
+    }
+
+    #[test]
+    fn key_sets_keep_one_key_inline_and_grow_and_shrink() {
+        let mut slot: Option<KeySet<u32>> = None;
+        add_key(&mut slot, 1);
+        assert!(matches!(slot, Some(KeySet::One(1))));
+        add_key(&mut slot, 1);
+        assert!(matches!(slot, Some(KeySet::One(1))), "a key is kept once");
+        add_key(&mut slot, 2);
+        add_key(&mut slot, 3);
+        let mut keys: Vec<u32> = slot.iter().flat_map(KeySet::iter).copied().collect();
         keys.sort_unstable();
         assert_eq!(keys, [1, 2, 3]);
-        remove_index(&mut index, "app", &2);
-        remove_index(&mut index, "app", &1);
-        assert!(matches!(index["app"], KeySet::One(3)));
-        remove_index(&mut index, "app", &9);
-        assert!(
-            index.contains_key("app"),
-            "removing an absent key keeps the entry"
-        );
-        remove_index(&mut index, "app", &3);
-        assert!(!index.contains_key("app"), "an empty entry goes");
+        remove_key(&mut slot, &2);
+        remove_key(&mut slot, &1);
+        assert!(matches!(slot, Some(KeySet::One(3))));
+        remove_key(&mut slot, &9);
+        assert!(slot.is_some(), "removing an absent key keeps the set");
+        remove_key(&mut slot, &3);
+        assert!(slot.is_none(), "an empty set goes");
     }
 
     #[test]
-    fn index_key_sets_past_a_few_keys_become_hash_sets_and_come_back() {
-        let mut index: HashMap<&str, KeySet<u32>> = HashMap::default();
-        let keys = |index: &HashMap<&str, KeySet<u32>>| {
-            let mut keys: Vec<u32> = index["app"].iter().copied().collect();
+    fn key_sets_past_a_few_keys_become_hash_sets_and_come_back() {
+        let mut slot: Option<KeySet<u32>> = None;
+        let keys = |slot: &Option<KeySet<u32>>| {
+            let mut keys: Vec<u32> = slot.iter().flat_map(KeySet::iter).copied().collect();
             keys.sort_unstable();
             keys
         };
         for i in 0..=FEW_KEYS as u32 {
-            add_index(&mut index, "app", i);
-            add_index(&mut index, "app", i);
+            add_key(&mut slot, i);
+            add_key(&mut slot, i);
         }
-        assert!(matches!(index["app"], KeySet::Many(_)));
-        assert_eq!(keys(&index), (0..=FEW_KEYS as u32).collect::<Vec<_>>());
-        remove_index(&mut index, "app", &0);
-        assert!(matches!(&index["app"], KeySet::Few(list) if list.len() == FEW_KEYS));
-        assert_eq!(keys(&index), (1..=FEW_KEYS as u32).collect::<Vec<_>>());
+        assert!(matches!(slot, Some(KeySet::Many(_))));
+        assert_eq!(keys(&slot), (0..=FEW_KEYS as u32).collect::<Vec<_>>());
+        remove_key(&mut slot, &0);
+        assert!(matches!(&slot, Some(KeySet::Few(list)) if list.len() == FEW_KEYS));
+        assert_eq!(keys(&slot), (1..=FEW_KEYS as u32).collect::<Vec<_>>());
         for i in 1..FEW_KEYS as u32 {
-            remove_index(&mut index, "app", &i);
+            remove_key(&mut slot, &i);
         }
-        assert!(matches!(index["app"], KeySet::One(k) if k == FEW_KEYS as u32));
-        remove_index(&mut index, "app", &(FEW_KEYS as u32));
-        assert!(!index.contains_key("app"));
+        assert!(matches!(slot, Some(KeySet::One(k)) if k == FEW_KEYS as u32));
+        remove_key(&mut slot, &(FEW_KEYS as u32));
+        assert!(slot.is_none());
     }
 }
