@@ -404,7 +404,44 @@ fn record_item(
 }
 
 /// What the watched feed remembers of each file: its objects as last loaded without error.
-type LastGood = HashMap<PathBuf, Vec<(Object, Origin)>>;
+type LastGood = HashMap<PathBuf, GoodFile>;
+
+/// A file's objects as last loaded without error, shared with the state that holds them. The
+/// file's name is kept once and each object's line as a `u32`, rather than an [`Origin`] per
+/// object: 16 bytes less per object, 2 MiB at 100k Pods.
+struct GoodFile {
+    source: Arc<str>,
+    objects: Box<[(Object, Option<u32>)]>,
+}
+
+impl GoodFile {
+    fn new(source: Arc<str>, objects: &[(Object, Origin)]) -> Self {
+        let objects = objects
+            .iter()
+            // A line past u32::MAX needs a file of over 4 GiB; such an object is restored
+            // with its file and no line.
+            .map(|(object, origin)| (object.clone(), origin.line.and_then(|l| l.try_into().ok())))
+            .collect();
+        Self { source, objects }
+    }
+
+    fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The objects with their origins, as they were loaded.
+    fn objects(&self) -> Vec<(Object, Origin)> {
+        (self.objects.iter())
+            .map(|(object, line)| {
+                let origin = Origin {
+                    source: self.source.clone(),
+                    line: line.map(|l| l as usize),
+                };
+                (object.clone(), origin)
+            })
+            .collect()
+    }
+}
 
 /// Loads every file under `path`, keeping the last good version of a file that now has errors
 /// or has become empty, so a broken edit never takes records away.
@@ -420,16 +457,14 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
         load_file(&mut this, file)?;
         loaded.strings = std::mem::take(&mut this.strings);
         let broken = this.problems.iter().any(|p| p.severity == Severity::Error);
-        let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| !o.is_empty());
+        let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| o.len() > 0);
+        let source: Arc<str> = Arc::from(file.display().to_string());
         match last_good.get(file) {
             Some(previous) if broken || emptied => {
                 let why = if broken { "has errors" } else { "is empty" };
                 this.problems.push(Problem {
                     severity: Severity::Warning,
-                    origin: Some(Origin {
-                        source: Arc::from(file.display().to_string()),
-                        line: None,
-                    }),
+                    origin: Some(Origin { source, line: None }),
                     object: String::new(),
                     message: format!(
                         "{why}; its last good version keeps serving ({} objects)",
@@ -437,10 +472,10 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
                     ),
                     fix: Some("fix the file (delete it to remove its objects)".into()),
                 });
-                this.objects = previous.clone();
+                this.objects = previous.objects();
             }
             _ => {
-                last_good.insert(file.clone(), this.objects.clone());
+                last_good.insert(file.clone(), GoodFile::new(source, &this.objects));
             }
         }
         loaded.files += 1;
@@ -564,6 +599,46 @@ mod tests {
             shown[1].contains("pods.json:10") && shown[1].contains("JSON syntax error"),
             "{shown:#?}"
         );
+    }
+
+    #[test]
+    fn a_broken_or_emptied_file_serves_its_last_good_objects_with_their_lines() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("pods.yaml");
+        let pod = |name: &str| format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n");
+        let shown = |loaded: &Loaded| {
+            (loaded.objects.iter())
+                .map(|(o, origin)| format!("{origin} {}", o.describe()))
+                .collect::<Vec<_>>()
+        };
+        std::fs::write(&path, format!("{}---\n{}", pod("a"), pod("b"))).expect("written");
+        let mut last_good = LastGood::new();
+        let good = reload(dir.path(), &mut last_good).expect("loads");
+        let good_shown = shown(&good);
+        assert_eq!(good_shown.len(), 2, "{good_shown:?}");
+        assert!(good_shown[1].contains("pods.yaml:6 "), "{good_shown:?}");
+
+        for (edit, why) in [
+            (format!("{}: [", pod("a")), "has errors"),
+            (String::new(), "is empty"),
+        ] {
+            std::fs::write(&path, edit).expect("written");
+            let kept = reload(dir.path(), &mut last_good).expect("loads");
+            assert_eq!(shown(&kept), good_shown, "{why}");
+            assert_eq!(kept.objects, good.objects, "{why}");
+            let problems: Vec<String> = kept.problems.iter().map(ToString::to_string).collect();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains(why) && p.contains("(2 objects)")),
+                "{problems:#?}"
+            );
+        }
+
+        std::fs::write(&path, pod("c")).expect("written");
+        let fixed = reload(dir.path(), &mut last_good).expect("loads");
+        assert_eq!(fixed.objects.len(), 1);
+        assert!(fixed.problems.is_empty(), "{:?}", fixed.problems);
     }
 
     /// A JSON file is read in chunks, or again whole when it is broken: either way as its text.
