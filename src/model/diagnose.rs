@@ -63,12 +63,10 @@ fn problem(
 ) -> Problem {
     Problem {
         severity,
-        origin: state
-            .origin(&ObjectRef {
-                kind,
-                key: key.clone(),
-            })
-            .cloned(),
+        origin: state.origin(&ObjectRef {
+            kind,
+            key: key.clone(),
+        }),
         object: format!("{kind} {key}"),
         message,
         fix,
