@@ -304,7 +304,12 @@ impl Builder {
             // A first build: about one name with records per object and zone, plus the PTR
             // names.
             let names = state.len().saturating_mul(self.config.zones.len() + 1);
-            self.ownership.reserve(names);
+            // Every Service and namespace, the zones, and each Pod with `--pods verified`.
+            let mut owners = state.services().count() + state.namespaces().count() + 1;
+            if self.config.pods == PodsMode::Verified {
+                owners += state.pods().count();
+            }
+            self.ownership.reserve(names, owners);
             self.names.reserve(names);
         }
         let mut regenerated = HashMap::default();

@@ -46,10 +46,14 @@ struct Slot {
 }
 
 impl Ownership {
-    /// Room for `names` names with records, so a first build does not grow the map step by
-    /// step (each step holds the old table and the new one at once).
-    pub(super) fn reserve(&mut self, names: usize) {
+    /// Room for `names` names with records and `owners` owners, so a first build does not
+    /// grow the maps step by step (each step holds the old table and the new one at once), and
+    /// the owners' slots are not left up to half empty by the doubling of a growing list
+    /// (2.3 MiB at 100k Pods).
+    pub(super) fn reserve(&mut self, names: usize, owners: usize) {
         self.sole.reserve(names);
+        self.ids.reserve(owners);
+        self.slots.reserve_exact(owners);
     }
 
     /// Every owner that has names.
