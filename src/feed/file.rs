@@ -425,10 +425,6 @@ impl GoodFile {
         Self { source, objects }
     }
 
-    fn len(&self) -> usize {
-        self.objects.len()
-    }
-
     /// The objects with their origins, as they were loaded.
     fn objects(&self) -> Vec<(Object, Origin)> {
         (self.objects.iter())
@@ -457,7 +453,8 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
         load_file(&mut this, file)?;
         loaded.strings = std::mem::take(&mut this.strings);
         let broken = this.problems.iter().any(|p| p.severity == Severity::Error);
-        let emptied = this.objects.is_empty() && last_good.get(file).is_some_and(|o| o.len() > 0);
+        let emptied =
+            this.objects.is_empty() && last_good.get(file).is_some_and(|o| !o.objects.is_empty());
         let source: Arc<str> = Arc::from(file.display().to_string());
         match last_good.get(file) {
             Some(previous) if broken || emptied => {
@@ -468,7 +465,7 @@ fn reload(path: &Path, last_good: &mut LastGood) -> Result<Loaded> {
                     object: String::new(),
                     message: format!(
                         "{why}; its last good version keeps serving ({} objects)",
-                        previous.len()
+                        previous.objects.len()
                     ),
                     fix: Some("fix the file (delete it to remove its objects)".into()),
                 });

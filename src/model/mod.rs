@@ -1138,8 +1138,9 @@ mod tests {
             .collect();
         list(&mut state, &SourceId::new("c"), pods);
         assert_eq!(state.len(), 52);
-        assert!(
-            state.provenances.list.len() - before == 1,
+        assert_eq!(
+            state.provenances.list.len() - before,
+            1,
             "{:?}",
             state.provenances
         );
@@ -1172,7 +1173,7 @@ mod tests {
         ]
         .into();
         state.insert(Object::from(labelled), origin());
-        assert!(pod_labels(&state) == 0, "no selector yet: nothing indexed");
+        assert_eq!(pod_labels(&state), 0, "no selector yet: nothing indexed");
 
         // A Service selecting by `tier` arrives after the Pod: the Pod is indexed then.
         let mut by_tier = service(false);

@@ -7,8 +7,8 @@
 //! which has the stored one's length), then the stored answer and additional sections.
 //! Anything it does not handle exactly — a negative answer, a CNAME, ANY, a response that would
 //! not fit, EDNS other than version 0, trailing bytes, compression in the question — it
-//! declines, and the general path answers. The differential test in `tests/dns/fast_path.rs` checks that both give the
-//! same bytes wherever the fast path answers.
+//! declines, and the general path answers. The differential test in `tests/dns/fast_path.rs`
+//! checks that both give the same bytes wherever the fast path answers.
 
 use hickory_proto::rr::RecordType;
 
