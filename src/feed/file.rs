@@ -712,6 +712,10 @@ mod tests {
         assert!(Arc::ptr_eq(&subdomain(first), &subdomain(second)));
         let port = |pod: &Pod| pod.container_ports[0].name.clone().expect("a named port");
         assert!(Arc::ptr_eq(&port(first), &port(second)));
+        assert!(
+            Arc::ptr_eq(&first.container_ports, &second.container_ports),
+            "one port list"
+        );
         let hostname = first.hostname.as_ref().expect("a hostname");
         assert_eq!(hostname.as_str(), &*first.key.name);
         let mut strings = Interner::default();
