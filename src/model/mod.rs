@@ -105,7 +105,7 @@ pub struct ClusterState {
     /// scan every Pod and a Pod change finds the Services it may belong to without a scan. One
     /// map for both, since a label a selector has is mostly one its Pods carry: a map each
     /// kept every such label twice (3 MiB at 100k Pods).
-    labels: HashMap<LabelKey, LabelUsers>,
+    labels: LabelMap,
     /// The label keys whose Pods `labels` lists: every first key of a selector seen so far.
     indexed_label_keys: HashSet<Arc<str>>,
     /// How many objects live in each namespace: a namespace exists while any object does.
@@ -136,6 +136,29 @@ struct Provenance {
 /// A label in a namespace: `(namespace, key, value)`, the strings shared with the Pods'.
 type LabelKey = (Namespace, Arc<str>, Arc<str>);
 
+/// The state's label map: per namespace, what uses each `(key, value)`. A table per namespace
+/// rather than one keyed by the namespace too: an entry is 16 bytes smaller.
+#[derive(Debug, Clone, Default)]
+struct LabelMap(HashMap<Namespace, HashMap<(Arc<str>, Arc<str>), LabelUsers>>);
+
+impl LabelMap {
+    fn get(&self, (namespace, key, value): LabelKey) -> Option<&LabelUsers> {
+        self.0.get(&namespace)?.get(&(key, value))
+    }
+
+    /// Every label's users, in no order.
+    #[cfg(test)]
+    fn values(&self) -> impl Iterator<Item = &LabelUsers> {
+        self.0.values().flat_map(HashMap::values)
+    }
+
+    /// How many labels are listed.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+}
+
 /// What carries or selects one label in a namespace, by name: the namespace is the label's
 /// (keys of namespace and name made each entry 16 bytes larger, and each list of Pods twice
 /// as large: 2.6 MiB at 100k Pods).
@@ -155,9 +178,10 @@ impl LabelUsers {
     }
 }
 
-/// The index key of a selector's `key: value`.
-fn selector_key(namespace: &Namespace, key: &str, value: &str) -> LabelKey {
-    (namespace.clone(), Arc::from(key), Arc::from(value))
+/// The index key of a selector's (or a Pod's) `key: value`, sharing their strings: strings of
+/// its own made a selector's labels cost their text again (1.5 MiB at 100k Pods).
+fn selector_key(namespace: &Namespace, key: &Arc<str>, value: &Arc<str>) -> LabelKey {
+    (namespace.clone(), key.clone(), value.clone())
 }
 
 /// An object as the state keeps it: shared with the feed that sent it, beside where it came
@@ -305,28 +329,35 @@ fn remove_key<V: Eq + std::hash::Hash + Clone>(slot: &mut Option<KeySet<V>>, val
     }
 }
 
-/// Adds `value` to the set `users` picks of the label `key`.
+/// Adds `user` to the set `users` picks of the label `key`.
 fn add_label_user<V: Eq + std::hash::Hash + Clone>(
-    labels: &mut HashMap<LabelKey, LabelUsers>,
-    key: LabelKey,
+    labels: &mut LabelMap,
+    (namespace, key, value): LabelKey,
     users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
-    value: V,
+    user: V,
 ) {
-    add_key(users(labels.entry(key).or_default()), value);
+    let in_namespace = labels.0.entry(namespace).or_default();
+    add_key(users(in_namespace.entry((key, value)).or_default()), user);
 }
 
-/// Removes `value` from the set `users` picks of the label `key`; a label nothing uses any
-/// more leaves the map.
+/// Removes `user` from the set `users` picks of the label `key`; a label nothing uses any
+/// more leaves the map, and so does a namespace without labels.
 fn remove_label_user<V: Eq + std::hash::Hash + Clone>(
-    labels: &mut HashMap<LabelKey, LabelUsers>,
-    key: LabelKey,
+    labels: &mut LabelMap,
+    (namespace, key, value): LabelKey,
     users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
-    value: &V,
+    user: &V,
 ) {
-    if let std::collections::hash_map::Entry::Occupied(mut entry) = labels.entry(key) {
-        remove_key(users(entry.get_mut()), value);
-        if entry.get().is_unused() {
-            entry.remove();
+    use std::collections::hash_map::Entry;
+    if let Entry::Occupied(mut in_namespace) = labels.0.entry(namespace) {
+        if let Entry::Occupied(mut entry) = in_namespace.get_mut().entry((key, value)) {
+            remove_key(users(entry.get_mut()), user);
+            if entry.get().is_unused() {
+                entry.remove();
+            }
+        }
+        if in_namespace.get().is_empty() {
+            in_namespace.remove();
         }
     }
 }
@@ -635,7 +666,7 @@ impl ClusterState {
                 dirty.pods.insert(p.key.clone());
                 for (k, v) in p.labels.iter() {
                     let index = (p.key.namespace.clone(), k.clone(), v.clone());
-                    for name in (self.labels.get(&index))
+                    for name in (self.labels.get(index))
                         .and_then(|users| users.services.as_ref())
                         .into_iter()
                         .flat_map(KeySet::iter)
@@ -821,7 +852,7 @@ impl ClusterState {
     pub fn pods_selected(&self, namespace: &Namespace, selector: &Labels) -> Vec<&Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match selector.iter().next() {
             Some((k, v)) if self.indexed_label_keys.contains(k) => {
-                let users = self.labels.get(&selector_key(namespace, k, v));
+                let users = self.labels.get(selector_key(namespace, k, v));
                 match users.and_then(|users| users.pods.as_ref()) {
                     Some(names) => Box::new(names.iter().filter_map(|name| {
                         self.pod(&ObjectKey {
@@ -1258,9 +1289,27 @@ mod tests {
         assert_eq!(pod_labels(&state), 0);
         assert!(state.endpoints(&web).is_empty());
 
-        // Nothing uses it: the entry goes.
+        // Nothing uses it: the entry goes, and so does its namespace's table.
         state.delete(&Object::from(web).reference());
-        assert!(state.labels.is_empty(), "{:?}", state.labels);
+        assert!(state.labels.0.is_empty(), "{:?}", state.labels);
+    }
+
+    #[test]
+    fn the_label_map_shares_the_selectors_strings() {
+        let mut state = ClusterState::new();
+        let web = service(false);
+        state.insert(Object::from(web.clone()), origin());
+        let (key, value) = web
+            .selector
+            .iter()
+            .flat_map(Labels::iter)
+            .next()
+            .expect("one");
+        let (listed_key, listed_value) = state.labels.0[&web.key.namespace]
+            .keys()
+            .next()
+            .expect("listed");
+        assert!(Arc::ptr_eq(key, listed_key) && Arc::ptr_eq(value, listed_value));
     }
 
     #[test]
