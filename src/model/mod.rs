@@ -139,7 +139,10 @@ type LabelKey = (Namespace, Arc<str>, Arc<str>);
 /// The state's label map: per namespace, what uses each `(key, value)`. A table per namespace
 /// rather than one keyed by the namespace too: an entry is 16 bytes smaller.
 #[derive(Debug, Clone, Default)]
-struct LabelMap(HashMap<Namespace, HashMap<(Arc<str>, Arc<str>), LabelUsers>>);
+struct LabelMap(HashMap<Namespace, NamespaceLabels>);
+
+/// The labels of one namespace, by `(key, value)`.
+type NamespaceLabels = HashMap<(Arc<str>, Arc<str>), LabelUsers>;
 
 impl LabelMap {
     fn get(&self, (namespace, key, value): LabelKey) -> Option<&LabelUsers> {
