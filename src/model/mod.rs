@@ -149,6 +149,39 @@ impl LabelMap {
         self.0.get(&namespace)?.get(&(key, value))
     }
 
+    /// Adds `user` to the set `users` picks of the label `key`.
+    fn add_user<V: Eq + std::hash::Hash + Clone>(
+        &mut self,
+        (namespace, key, value): LabelKey,
+        users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
+        user: V,
+    ) {
+        let in_namespace = self.0.entry(namespace).or_default();
+        add_key(users(in_namespace.entry((key, value)).or_default()), user);
+    }
+
+    /// Removes `user` from the set `users` picks of the label `key`; a label nothing uses any
+    /// more leaves the map, and so does a namespace without labels.
+    fn remove_user<V: Eq + std::hash::Hash + Clone>(
+        &mut self,
+        (namespace, key, value): LabelKey,
+        users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
+        user: &V,
+    ) {
+        use std::collections::hash_map::Entry;
+        if let Entry::Occupied(mut in_namespace) = self.0.entry(namespace) {
+            if let Entry::Occupied(mut entry) = in_namespace.get_mut().entry((key, value)) {
+                remove_key(users(entry.get_mut()), user);
+                if entry.get().is_unused() {
+                    entry.remove();
+                }
+            }
+            if in_namespace.get().is_empty() {
+                in_namespace.remove();
+            }
+        }
+    }
+
     /// Every label's users, in no order.
     #[cfg(test)]
     fn values(&self) -> impl Iterator<Item = &LabelUsers> {
@@ -181,9 +214,10 @@ impl LabelUsers {
     }
 }
 
-/// The index key of a selector's (or a Pod's) `key: value`, sharing their strings: strings of
-/// its own made a selector's labels cost their text again (1.5 MiB at 100k Pods).
-fn selector_key(namespace: &Namespace, key: &Arc<str>, value: &Arc<str>) -> LabelKey {
+/// The label map's key of a selector's or a Pod's `key: value` in `namespace`, sharing their
+/// strings: strings of its own made a selector's labels cost their text again (1.5 MiB at
+/// 100k Pods).
+fn label_key(namespace: &Namespace, key: &Arc<str>, value: &Arc<str>) -> LabelKey {
     (namespace.clone(), key.clone(), value.clone())
 }
 
@@ -332,39 +366,6 @@ fn remove_key<V: Eq + std::hash::Hash + Clone>(slot: &mut Option<KeySet<V>>, val
     }
 }
 
-/// Adds `user` to the set `users` picks of the label `key`.
-fn add_label_user<V: Eq + std::hash::Hash + Clone>(
-    labels: &mut LabelMap,
-    (namespace, key, value): LabelKey,
-    users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
-    user: V,
-) {
-    let in_namespace = labels.0.entry(namespace).or_default();
-    add_key(users(in_namespace.entry((key, value)).or_default()), user);
-}
-
-/// Removes `user` from the set `users` picks of the label `key`; a label nothing uses any
-/// more leaves the map, and so does a namespace without labels.
-fn remove_label_user<V: Eq + std::hash::Hash + Clone>(
-    labels: &mut LabelMap,
-    (namespace, key, value): LabelKey,
-    users: fn(&mut LabelUsers) -> &mut Option<KeySet<V>>,
-    user: &V,
-) {
-    use std::collections::hash_map::Entry;
-    if let Entry::Occupied(mut in_namespace) = labels.0.entry(namespace) {
-        if let Entry::Occupied(mut entry) = in_namespace.get_mut().entry((key, value)) {
-            remove_key(users(entry.get_mut()), user);
-            if entry.get().is_unused() {
-                entry.remove();
-            }
-        }
-        if in_namespace.get().is_empty() {
-            in_namespace.remove();
-        }
-    }
-}
-
 fn pods_of(users: &mut LabelUsers) -> &mut Option<KeySet<Arc<str>>> {
     &mut users.pods
 }
@@ -437,9 +438,8 @@ impl ClusterState {
         match object {
             Object::Service(s) => {
                 for (k, v) in s.selector.iter().flat_map(Labels::iter) {
-                    add_label_user(
-                        &mut self.labels,
-                        selector_key(&s.key.namespace, k, v),
+                    self.labels.add_user(
+                        label_key(&s.key.namespace, k, v),
                         services_of,
                         s.key.name.clone(),
                     );
@@ -469,9 +469,8 @@ impl ClusterState {
                     if !self.indexed_label_keys.contains(k) {
                         continue;
                     }
-                    add_label_user(
-                        &mut self.labels,
-                        (p.key.namespace.clone(), k.clone(), v.clone()),
+                    self.labels.add_user(
+                        label_key(&p.key.namespace, k, v),
                         pods_of,
                         p.key.name.clone(),
                     );
@@ -495,9 +494,8 @@ impl ClusterState {
         let key: Arc<str> = Arc::from(key);
         for (pod_key, stored) in &self.pods {
             if let Some((k, v)) = stored.object.labels.iter().find(|(k, _)| **k == key) {
-                add_label_user(
-                    &mut self.labels,
-                    (pod_key.namespace.clone(), k.clone(), v.clone()),
+                self.labels.add_user(
+                    label_key(&pod_key.namespace, k, v),
                     pods_of,
                     pod_key.name.clone(),
                 );
@@ -598,9 +596,8 @@ impl ClusterState {
             Kind::Service => {
                 let Stored { object, meta } = self.services.remove(&service_key(key)?)?;
                 for (k, v) in object.selector.iter().flat_map(Labels::iter) {
-                    remove_label_user(
-                        &mut self.labels,
-                        selector_key(&key.namespace, k, v),
+                    self.labels.remove_user(
+                        label_key(&key.namespace, k, v),
                         services_of,
                         &object.key.name,
                     );
@@ -628,12 +625,8 @@ impl ClusterState {
             Kind::Pod => {
                 let Stored { object, meta } = self.pods.remove(key)?;
                 for (k, v) in object.labels.iter() {
-                    remove_label_user(
-                        &mut self.labels,
-                        (key.namespace.clone(), k.clone(), v.clone()),
-                        pods_of,
-                        &key.name,
-                    );
+                    self.labels
+                        .remove_user(label_key(&key.namespace, k, v), pods_of, &key.name);
                 }
                 (Object::Pod(object), meta)
             }
@@ -668,7 +661,7 @@ impl ClusterState {
             Object::Pod(p) => {
                 dirty.pods.insert(p.key.clone());
                 for (k, v) in p.labels.iter() {
-                    let index = (p.key.namespace.clone(), k.clone(), v.clone());
+                    let index = label_key(&p.key.namespace, k, v);
                     for name in (self.labels.get(index))
                         .and_then(|users| users.services.as_ref())
                         .into_iter()
@@ -855,7 +848,7 @@ impl ClusterState {
     pub fn pods_selected(&self, namespace: &Namespace, selector: &Labels) -> Vec<&Pod> {
         let candidates: Box<dyn Iterator<Item = &Pod>> = match selector.iter().next() {
             Some((k, v)) if self.indexed_label_keys.contains(k) => {
-                let users = self.labels.get(selector_key(namespace, k, v));
+                let users = self.labels.get(label_key(namespace, k, v));
                 match users.and_then(|users| users.pods.as_ref()) {
                     Some(names) => Box::new(names.iter().filter_map(|name| {
                         self.pod(&ObjectKey {
