@@ -12,7 +12,7 @@
 
 use hickory_proto::rr::RecordType;
 
-use crate::snapshot::{HEADER_LEN, Snapshot};
+use crate::snapshot::{HEADER_LEN, Node, Snapshot};
 
 /// The OPT record the general path sends: root name, type 41, class = payload, ttl 0
 /// (extended rcode 0, version 0, no flags), no options.
@@ -45,6 +45,13 @@ pub fn answer(snapshot: &Snapshot, request: &[u8], udp: bool, out: &mut Vec<u8>)
 pub struct Key {
     bytes: [u8; MAX_NAME],
     len: usize,
+}
+
+impl Key {
+    /// The name's wire form, as the index is keyed.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// What the fast path needs of a request besides its name.
@@ -157,10 +164,12 @@ pub fn question(request: &[u8]) -> Option<(Key, Shape)> {
 /// The pre-encoded response for the question, if the snapshot has one (without its question:
 /// see [`write`]).
 pub fn lookup<'s>(snapshot: &'s Snapshot, key: &Key, shape: &Shape) -> Option<&'s [u8]> {
-    snapshot
-        .names
-        .get(&key.bytes[..key.len])?
-        .wire(shape.record_type)
+    template(snapshot.names.get(key.as_bytes())?, shape)
+}
+
+/// The pre-encoded response for the question at its name's node (see [`lookup`]).
+pub fn template<'s>(node: &'s Node, shape: &Shape) -> Option<&'s [u8]> {
+    node.wire(shape.record_type)
 }
 
 /// Writes `template` into `out` as the response to `request`: its header with the request's

@@ -37,6 +37,11 @@ pub struct Responder {
     zones: Vec<LowerName>,
 }
 
+/// The most datagrams one UDP system call moves, and so the most requests of a batch. Under
+/// dnsperf at full load (800 queries in flight, two workers) a receive averages about 29; 64
+/// measured no better.
+pub(super) const UDP_BATCH: usize = 32;
+
 /// A fast-path lookup of a batch: the request's shape and its pre-encoded response.
 type Found<'s> = Option<(fast::Shape, &'s [u8])>;
 
@@ -81,10 +86,11 @@ impl Responder {
     }
 
     /// Answers a batch of UDP requests, each `(slot, request)` into `outs[slot]`, and calls
-    /// `answered` with the slot of each answer to send. Every fast-path lookup of the batch is
-    /// made first, touching each answer, and only then are the answers written: in a large
-    /// cluster each lookup misses the cache, and one after another those misses overlap
-    /// instead of each waiting behind the previous answer's copy.
+    /// `answered` with the slot of each answer to send. The fast-path lookups of the whole batch
+    /// are made first, step by step ([`Index::get_batch`](crate::snapshot::Index::get_batch)),
+    /// then each answer is touched, and only then are the answers written: in a large cluster
+    /// every step of a lookup misses the cache, and taken across the batch those misses overlap
+    /// instead of each waiting behind the one before.
     pub fn respond_udp_batch(
         &self,
         requests: &[(usize, &[u8])],
@@ -92,13 +98,27 @@ impl Responder {
         mut answered: impl FnMut(usize),
     ) {
         self.reader.with_current(|snapshot| {
-            let found: smallvec::SmallVec<[Found<'_>; 32]> = requests
+            let questions: smallvec::SmallVec<[Option<(fast::Key, fast::Shape)>; UDP_BATCH]> =
+                requests
+                    .iter()
+                    .map(|(_, request)| fast::question(request))
+                    .collect();
+            let keys: smallvec::SmallVec<[Option<&[u8]>; UDP_BATCH]> = questions
                 .iter()
-                .map(|(_, request)| {
-                    let (key, shape) = fast::question(request)?;
-                    let template = fast::lookup(snapshot?, &key, &shape)?;
+                .map(|question| question.as_ref().map(|(key, _)| key.as_bytes()))
+                .collect();
+            let nodes = match snapshot {
+                Some(snapshot) => snapshot.names.get_batch::<UDP_BATCH>(&keys),
+                None => smallvec::smallvec![None; keys.len()],
+            };
+            let found: smallvec::SmallVec<[Found<'_>; UDP_BATCH]> = questions
+                .iter()
+                .zip(nodes)
+                .map(|(question, node)| {
+                    let (_, shape) = question.as_ref()?;
+                    let template = fast::template(node?, shape)?;
                     std::hint::black_box(template.first());
-                    Some((shape, template))
+                    Some((*shape, template))
                 })
                 .collect();
             for (&(slot, request), found) in requests.iter().zip(found) {

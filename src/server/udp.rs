@@ -115,11 +115,8 @@ mod batch {
     use smallvec::SmallVec;
     use tracing::{debug, warn};
 
+    pub(super) use super::super::respond::UDP_BATCH as BATCH;
     use super::{MAX_DATAGRAM, Responder, answerable, idle};
-
-    /// The most datagrams one system call moves. Under dnsperf at full load (800 queries in
-    /// flight, two workers) a receive averages about 29; 64 measured no better.
-    pub(super) const BATCH: usize = 32;
 
     /// A worker's buffers, reused from one batch to the next.
     pub(super) struct Batch {

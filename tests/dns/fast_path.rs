@@ -251,3 +251,68 @@ async fn the_fast_path_declines_what_it_cannot_answer_exactly() {
         &mut out
     ));
 }
+
+#[tokio::test]
+async fn a_udp_batch_answers_each_request_as_one_at_a_time() {
+    let server = TestServer::example().await;
+    let responder = Responder::new(
+        server.reader.clone(),
+        stsdns::app::served_zones(&server.zone),
+    );
+    let names = names_of(&server.reader);
+    let mut requests: Vec<Vec<u8>> = Vec::new();
+    let mut id = 0u16;
+    for name in &names {
+        for record_type in TYPES {
+            for buffer in [None, Some(1232)] {
+                id = id.wrapping_add(1);
+                requests.push(request(name, record_type, buffer, id, true));
+            }
+        }
+    }
+    // Among them, what the fast path declines: too short to answer, trailing bytes, a response.
+    let mut trailing = request(&names[0], RecordType::A, None, 1, true);
+    trailing.push(0);
+    let mut response = request(&names[0], RecordType::A, None, 2, true);
+    response[2] |= 0x80;
+    for (at, odd) in [vec![0u8; 5], trailing, response].into_iter().enumerate() {
+        requests.insert(at * 37 + 5, odd);
+    }
+
+    let (mut one, mut answered_one) = (Vec::new(), 0);
+    let mut answered_in_batches = 0;
+    // Batches of every size up to 32 (a receive takes at most 32), slots spread out as the
+    // worker's are when some datagrams of a receive are not answered.
+    let mut rest = &requests[..];
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (batch, later) = rest.split_at(size.min(rest.len()));
+        rest = later;
+        size = size % 32 + 1;
+        let slots: Vec<(usize, &[u8])> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| (i * 2 % 64, bytes.as_slice()))
+            .collect();
+        let mut outs = vec![Vec::new(); 64];
+        let mut sent = Vec::new();
+        responder.respond_udp_batch(&slots, &mut outs, |slot| sent.push(slot));
+        for &(slot, bytes) in &slots {
+            let answered = responder.respond(bytes, Transport::Udp, &mut one);
+            answered_one += usize::from(answered);
+            assert_eq!(
+                sent.contains(&slot),
+                answered,
+                "{:?}",
+                Message::from_vec(bytes)
+            );
+            if answered {
+                answered_in_batches += 1;
+                assert_eq!(outs[slot], one, "{:?}", Message::from_vec(bytes));
+            }
+        }
+    }
+    assert_eq!(answered_in_batches, answered_one);
+    // Everything but the 5-byte request and the response is answered.
+    assert_eq!(answered_one, requests.len() - 2);
+}
