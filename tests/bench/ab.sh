@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of two stsdns binaries on one cluster: UDP queries per server CPU-second, alternating.
 #
-#   tests/bench/ab.sh BIN_A BIN_B FEED QUERIES [ROUNDS]
+#   tests/bench/ab.sh BIN_A BIN_B FEED QUERIES [ROUNDS [FEED_B QUERIES_B]]
 #
 # FEED and QUERIES are what `tests/bench/gen_cluster.py --pods N --out DIR` writes (DIR/feed and
 # DIR/queries.txt). Both binaries serve FEED at once, pinned to CPU 1 (ports 15401 and 15402 on
@@ -9,14 +9,18 @@
 # prints the queries completed divided by the server's CPU time during the run (utime + stime from
 # /proc/PID/stat). ROUNDS defaults to 4. Meant for a change that touches the query path, where
 # dnsperf.sh's Knot-paced rounds are too coarse: the two builds see the same machine noise.
-# Every run is bounded (-l, -n); both servers are stopped, by PID, on exit.
+# With FEED_B and QUERIES_B, B serves and is asked those instead: one build on two cluster
+# sizes (BIN_A = BIN_B) gives the flatness of the query path under the same noise. Last, the
+# medians of each side and B/A. Every run is bounded (-l, -n); both servers are stopped, by PID,
+# on exit.
 set -euo pipefail
 
 if [[ $# -lt 4 ]]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
-A=$1 B=$2 FEED=$3 QUERIES=$4 ROUNDS=${5:-4}
+A=$1 B=$2 FEED=$3 QUERIES=$4 ROUNDS=${5:-4} FEED_B=${6:-$3} QUERIES_B=${7:-$4}
+if [[ $# -eq 6 || $# -gt 7 ]]; then echo "ab.sh: FEED_B needs QUERIES_B" >&2; exit 2; fi
 case "$ROUNDS" in '' | *[!0-9]* | 0) echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2 ;; esac
 for tool in dnsperf dig taskset; do
     command -v "$tool" >/dev/null || { echo "ab.sh: $tool is missing (apt-get install dnsperf bind9-dnsutils util-linux)" >&2; exit 2; }
@@ -26,8 +30,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-start() { # BIN PORT -> the server's PID
-    taskset -c 1 "$1" serve --feed "$FEED" --listen "127.0.0.1:$2" -q >/dev/null 2>&1 &
+start() { # BIN PORT FEED -> the server's PID
+    taskset -c 1 "$1" serve --feed "$3" --listen "127.0.0.1:$2" -q >/dev/null 2>&1 &
     echo $!
 }
 wait_ready() { # PORT: the SOA answers, within 10 minutes
@@ -42,17 +46,18 @@ wait_ready() { # PORT: the SOA answers, within 10 minutes
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-pid_a=$(start "$A" 15401); pids+=("$pid_a")
-pid_b=$(start "$B" 15402); pids+=("$pid_b")
+pid_a=$(start "$A" 15401 "$FEED"); pids+=("$pid_a")
+pid_b=$(start "$B" 15402 "$FEED_B"); pids+=("$pid_b")
 wait_ready 15401
 wait_ready 15402
 ticks=$(getconf CLK_TCK)
 
+rates_a=() rates_b=()
 for round in $(seq "$ROUNDS"); do
-    for side in "A $pid_a 15401" "B $pid_b 15402"; do
-        read -r name pid port <<<"$side"
+    for side in "A $pid_a 15401 $QUERIES" "B $pid_b 15402 $QUERIES_B"; do
+        read -r name pid port queries <<<"$side"
         before=$(cpu_ticks "$pid")
-        completed=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$QUERIES" -l 8 -c 4 -q 200 -n 100 2>&1 |
+        completed=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l 8 -c 4 -q 200 -n 100 2>&1 |
             awk '/Queries completed/ {print $3}')
         after=$(cpu_ticks "$pid")
         used=$((after - before))
@@ -60,9 +65,14 @@ for round in $(seq "$ROUNDS"); do
             echo "ab.sh: no measurement for $name in round $round" >&2
             exit 1
         fi
-        echo "round $round $name: $completed queries, server CPU $(awk -v t="$used" -v h="$ticks" 'BEGIN {printf "%.2f", t / h}') s, $((completed * ticks / used)) per CPU-second"
+        rate=$((completed * ticks / used))
+        if [[ $name == A ]]; then rates_a+=("$rate"); else rates_b+=("$rate"); fi
+        echo "round $round $name: $completed queries, server CPU $(awk -v t="$used" -v h="$ticks" 'BEGIN {printf "%.2f", t / h}') s, $rate per CPU-second"
     done
 done
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+med_a=$(median "${rates_a[@]}") med_b=$(median "${rates_b[@]}")
+echo "median per CPU-second: A $med_a, B $med_b, B/A $(awk -v a="$med_a" -v b="$med_b" 'BEGIN {printf "%.3f", b / a}')"
 for side in "A $pid_a" "B $pid_b"; do
     read -r name pid <<<"$side"
     echo "$name VmHWM: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status")"
