@@ -50,6 +50,13 @@ fn owner_hash<S: BuildHasher>(hasher: &S, slots: &[Option<Slot>], id: OwnerId) -
     hasher.hash_one(&slot.owner)
 }
 
+/// Whether `name` is among the names the owner in slot `id` (a live one) has records at: what
+/// tells apart the entries of [`Ownership::sole`] whose 32 bits are the same.
+fn has_records_at(slots: &[Option<Slot>], id: OwnerId, name: &NameKey) -> bool {
+    let slot = slots[id as usize].as_ref().expect("a live owner id");
+    slot.records.binary_search(name).is_ok()
+}
+
 /// The entry of a name in [`Ownership::sole`]: its owner, and 32 bits of the name's hash, which
 /// both place the entry and tell names apart before the owner's list is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +130,6 @@ impl<S: BuildHasher> Ownership<S> {
         (self.hasher.hash_one(name) >> 32) as u32
     }
 
-    /// Whether `name` is among the names `id` has records at.
-    fn has_records_at(&self, id: OwnerId, name: &NameKey) -> bool {
-        self.slot(id).records.binary_search(name).is_ok()
-    }
-
     /// The owner that alone puts records at `name`, if there is one; `name` must not be shared
     /// (see [`Self::of`]).
     fn sole_owner(&self, name: &NameKey) -> Option<OwnerId> {
@@ -135,7 +137,7 @@ impl<S: BuildHasher> Ownership<S> {
         let probe = SoleOwner { id: 0, hash };
         self.sole
             .find(probe.table_hash(), |e| {
-                e.hash == hash && self.has_records_at(e.id, name)
+                e.hash == hash && has_records_at(&self.slots, e.id, name)
             })
             .map(|e| e.id)
     }
@@ -247,11 +249,7 @@ impl<S: BuildHasher> Ownership<S> {
             hash: self.name_hash(name),
         };
         let other = self.sole.find_entry(mine.table_hash(), |e| {
-            e.hash == mine.hash
-                && e.id != id
-                && slots[e.id as usize]
-                    .as_ref()
-                    .is_some_and(|slot| slot.records.binary_search(name).is_ok())
+            e.hash == mine.hash && e.id != id && has_records_at(slots, e.id, name)
         });
         match other {
             Err(_) => {
