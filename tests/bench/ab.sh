@@ -54,8 +54,9 @@ ticks=$(getconf CLK_TCK)
 
 rates_a=() rates_b=()
 for round in $(seq "$ROUNDS"); do
-    for side in "A $pid_a 15401 $QUERIES" "B $pid_b 15402 $QUERIES_B"; do
-        read -r name pid port queries <<<"$side"
+    for name in A B; do
+        # Set one by one, not split from a string: a query file's path may hold spaces.
+        if [[ $name == A ]]; then pid=$pid_a port=15401 queries=$QUERIES; else pid=$pid_b port=15402 queries=$QUERIES_B; fi
         before=$(cpu_ticks "$pid")
         completed=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l 8 -c 4 -q 200 -n 100 2>&1 |
             awk '/Queries completed/ {print $3}')
