@@ -63,19 +63,19 @@ wait_ready() { # PORT: the SOA answers, within 10 minutes
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-start_pair() { # FIRST (A or B): sets pid_a and pid_b
-    stop_all
+start_side() { # A or B: starts that side's server (setting pid_a or pid_b) and waits for it
     if [[ $1 == A ]]; then
         pid_a=$(start "$A" 15401 "$FEED"); pids+=("$pid_a")
         wait_ready 15401
-        pid_b=$(start "$B" 15402 "$FEED_B"); pids+=("$pid_b")
-        wait_ready 15402
     else
         pid_b=$(start "$B" 15402 "$FEED_B"); pids+=("$pid_b")
         wait_ready 15402
-        pid_a=$(start "$A" 15401 "$FEED"); pids+=("$pid_a")
-        wait_ready 15401
     fi
+}
+start_pair() { # FIRST SECOND: a fresh pair of servers, FIRST started (and loaded) first
+    stop_all
+    start_side "$1"
+    start_side "$2"
 }
 ticks=$(getconf CLK_TCK)
 
@@ -84,7 +84,7 @@ starts=0
 for round in $(seq "$ROUNDS"); do
     if (((round - 1) % PER_START == 0)); then
         starts=$((starts + 1))
-        if ((starts % 2 == 1)); then start_pair A; else start_pair B; fi
+        if ((starts % 2 == 1)); then start_pair A B; else start_pair B A; fi
     fi
     order="A B"
     if ((round % 2 == 0)); then order="B A"; fi
