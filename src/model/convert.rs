@@ -13,8 +13,10 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::de::value::{MapAccessDeserializer, StringDeserializer};
 use serde::de::{DeserializeSeed, IgnoredAny};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::types::*;
 
@@ -394,48 +396,142 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
 /// Converts one document given as JSON text (an item of a `kubectl get -o json` List), with the
 /// same result as [`convert_document`] of its value, without building the value.
 ///
-/// A first pass reads only `apiVersion`, `kind`, `metadata.name`/`namespace` and whether there
-/// is a `spec.selector`; an object of a kind we read is then deserialized straight
-/// into its `k8s-openapi` type. Anything out of the ordinary (an object that does not
-/// deserialize, an old apiVersion, a list) takes the value path, so errors read the same.
+/// A Service, Pod or EndpointSlice is deserialized straight into its `k8s-openapi` type
+/// ([`Streamed`]). Otherwise a first pass reads only `apiVersion`, `kind`,
+/// `metadata.name`/`namespace` and whether there is a `spec.selector`; a StatefulSet is then
+/// deserialized. Anything out of the ordinary (an object that does not deserialize, an old
+/// apiVersion, a list) takes the value path, so errors read the same.
 pub fn convert_json(text: &str) -> Result<Document, ConvertError> {
+    if let Ok(Streamed(converted)) = serde_json::from_slice(text.as_bytes()) {
+        return converted;
+    }
     let mut header = ObjectHeader::default();
     match HeaderSeed(&mut header).deserialize(&mut serde_json::Deserializer::from_str(text)) {
         Ok(true) => {}
         Ok(false) => return Err(ConvertError::NotAnObject),
-        Err(_) if header.settled => {}
+        // Settled, or not JSON: what [`Streamed`] could not deserialize.
         Err(_) => return convert_json_value(text),
     }
     let kind = header.kind.clone().ok_or(ConvertError::MissingKind)?;
     let api_version = header.api_version.clone().unwrap_or_default();
     let object = || describe_names(header.name.as_deref(), header.namespace.as_deref());
-    let read = match classify(kind, api_version, header.has_items, object)? {
-        Class::Done(document) => return Ok(document),
+    match classify(kind, api_version, header.has_items, object)? {
+        Class::Done(document) => Ok(document),
         Class::Read {
-            kind,
+            kind: ReadKind::StatefulSet,
             deprecated: None,
-        } => kind,
-        Class::List(_) | Class::Read { .. } => return convert_json_value(text),
-    };
-    let converted = match read {
-        ReadKind::Service => serde_json::from_str(text)
-            .ok()
-            .map(|s| service(s).map(Object::from)),
-        // k8s-openapi fills in a missing `spec.containers`, as `lenient_pod` does for values.
-        ReadKind::Pod => serde_json::from_str(text)
-            .ok()
-            .map(|p| pod(p).map(Object::from)),
-        ReadKind::EndpointSlice => serde_json::from_str(text)
-            .ok()
-            .map(|s| endpoint_slice(s).map(Object::from)),
-        ReadKind::StatefulSet => serde_json::from_str(text)
-            .ok()
-            .map(|s| statefulset(s, header.had_selector()).map(Object::from)),
-    };
-    match converted {
-        Some(result) => result.map(Document::Object),
-        // Deserializing the value again names the field that failed.
-        None => convert_json_value(text),
+        } => match serde_json::from_slice(text.as_bytes()) {
+            Ok(sts) => {
+                statefulset(sts, header.had_selector()).map(|sts| Document::Object(sts.into()))
+            }
+            // Deserializing the value again names the field that failed.
+            Err(_) => convert_json_value(text),
+        },
+        Class::List(_) | Class::Read { .. } => convert_json_value(text),
+    }
+}
+
+/// A document converted while it is read from a JSON stream, in one pass over most of its text
+/// where [`convert_json`] of its text takes two (a List item's text is found first): when its
+/// `apiVersion` and `kind` settle how to read it. The fields before them are kept as text and
+/// given again (kubectl prints keys sorted: a Pod's and a Service's come first, an
+/// EndpointSlice's after `addressType` and `endpoints`). Any other document, or one that does
+/// not deserialize, fails with an error, to be read as text with [`convert_json`], which gives
+/// every message; a converted one is what [`convert_json`] gives.
+pub struct Streamed(pub Result<Document, ConvertError>);
+
+impl<'de> serde::Deserialize<'de> for Streamed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StreamedVisitor)
+    }
+}
+
+struct StreamedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StreamedVisitor {
+    type Value = Streamed;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Streamed, A::Error> {
+        use serde::de::Error;
+        let mut header = ObjectHeader::default();
+        let mut read = Vec::new();
+        while header.kind.is_none() || header.api_version.is_none() {
+            let Some(key) = map.next_key::<String>()? else {
+                return Err(A::Error::custom("no kind and apiVersion"));
+            };
+            let value: &'de RawValue = map.next_value()?;
+            // A later duplicate wins, as in a value (k8s-openapi then fails on the first).
+            let field = match key.as_str() {
+                "kind" => Some(&mut header.kind),
+                "apiVersion" => Some(&mut header.api_version),
+                _ => None,
+            };
+            if let Some(field) = field {
+                *field = Some(serde_json::from_str(value.get()).map_err(A::Error::custom)?);
+            }
+            read.push((key, value));
+        }
+        let Some(kind) = header.settled_kind() else {
+            return Err(A::Error::custom("kind and apiVersion do not settle it"));
+        };
+        let rest = Replay {
+            read: read.into_iter(),
+            value: None,
+            rest: map,
+        };
+        let rest = MapAccessDeserializer::new(rest);
+        use serde::Deserialize;
+        let converted = match kind {
+            ReadKind::Service => service(core::Service::deserialize(rest)?).map(Object::from),
+            // k8s-openapi fills in a missing `spec.containers`, as `lenient_pod` does for values.
+            ReadKind::Pod => pod(core::Pod::deserialize(rest)?).map(Object::from),
+            ReadKind::EndpointSlice => {
+                endpoint_slice(discovery::EndpointSlice::deserialize(rest)?).map(Object::from)
+            }
+            // Never settled: `lenient_statefulset` needs to know whether `spec` has a selector.
+            ReadKind::StatefulSet => return Err(A::Error::custom("a StatefulSet")),
+        };
+        Ok(Streamed(converted.map(Document::Object)))
+    }
+}
+
+/// A mapping whose first entries were read already, as text: gives them again, then the rest.
+struct Replay<'de, A> {
+    read: std::vec::IntoIter<(String, &'de RawValue)>,
+    /// The value of the entry just given again.
+    value: Option<&'de RawValue>,
+    rest: A,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Replay<'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.read.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(StringDeserializer::new(key)).map(Some)
+            }
+            None => self.rest.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        match self.value.take() {
+            // Read as the stream is (text in memory, as bytes), so that every field type
+            // is deserialized by one and the same code.
+            Some(value) => seed
+                .deserialize(&mut serde_json::Deserializer::from_slice(
+                    value.get().as_bytes(),
+                ))
+                .map_err(serde::de::Error::custom),
+            None => self.rest.next_value_seed(seed),
+        }
     }
 }
 
@@ -550,17 +646,23 @@ impl ObjectHeader {
     /// every `kind` and `apiVersion` key it meets, so a later duplicate that says otherwise
     /// still fails over to the value path. (A StatefulSet needs `spec` read too.)
     fn settles(&self) -> bool {
-        matches!(
-            (self.kind.as_deref(), self.api_version.as_deref()),
-            (Some("Service" | "Pod"), Some("v1"))
-                | (Some("EndpointSlice"), Some("discovery.k8s.io/v1"))
-        )
+        self.settled_kind().is_some()
+    }
+
+    /// The kind read, when [`Self::settles`].
+    fn settled_kind(&self) -> Option<ReadKind> {
+        match (self.kind.as_deref(), self.api_version.as_deref()) {
+            (Some("Service"), Some("v1")) => Some(ReadKind::Service),
+            (Some("Pod"), Some("v1")) => Some(ReadKind::Pod),
+            (Some("EndpointSlice"), Some("discovery.k8s.io/v1")) => Some(ReadKind::EndpointSlice),
+            _ => None,
+        }
     }
 }
 
 /// Fills an [`ObjectHeader`]; gives whether the document is a mapping. Stops with an error (and
-/// `settled` set) once [`ObjectHeader::settles`]: kubectl prints `apiVersion` and `kind` first,
-/// so most items are not read twice.
+/// `settled` set) once [`ObjectHeader::settles`]: such a document is read by [`Streamed`], and
+/// comes here only when it does not deserialize.
 struct HeaderSeed<'a>(&'a mut ObjectHeader);
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {

@@ -9,9 +9,11 @@
 //! Two readers share that: [`parse_text`] reads text already in memory with one
 //! `serde_json` stream and is the reference for every message. [`parse_file`] reads a file a
 //! chunk at a time, so the file is never in memory whole, and converts the items on worker
-//! threads while it reads on. It only walks the punctuation between values itself (every value
-//! is parsed by `serde_json`), and on anything but well-formed JSON it starts the file over with
-//! [`parse_text`], so a broken file reports exactly what the text reader reports.
+//! threads while it reads on. With one core (or for a file's first items) it converts each item
+//! on the spot, as it parses it ([`Streamed`]): one pass over the item's text instead of two, a
+//! seventh less time to load 100k Pods. It only walks the punctuation between values itself
+//! (every value is parsed by `serde_json`), and on anything but well-formed JSON it starts the
+//! file over with [`parse_text`], so a broken file reports exactly what the text reader reports.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -26,7 +28,7 @@ use serde_json::value::RawValue;
 use super::{error_problem, record, record_item};
 use crate::feed::Loaded;
 use crate::model::Origin;
-use crate::model::convert::{ConvertError, Document, convert_json, is_list};
+use crate::model::convert::{ConvertError, Document, Streamed, convert_json, is_list};
 
 /// What one document or item converted to.
 type Converted = Result<Document, ConvertError>;
@@ -419,6 +421,30 @@ impl<R: Read> Input<R> {
         Ok(next)
     }
 
+    /// Converts the item that comes next straight from the buffer ([`Streamed`]: one pass over
+    /// its text); `None`, with nothing read away, when that cannot, and [`Self::value`] is to
+    /// read it.
+    fn item(&mut self) -> io::Result<Option<Converted>> {
+        loop {
+            let rest = &self.buf[self.start..self.end];
+            let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Streamed>();
+            match values.next() {
+                Some(Ok(Streamed(converted))) => {
+                    let used = values.byte_offset();
+                    self.consume(used);
+                    return Ok(Some(converted));
+                }
+                // The item goes on in the next chunk: read it again from its start.
+                Some(Err(err)) if err.is_eof() => {
+                    if !self.fill()? {
+                        return Ok(None);
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
     /// Parses the JSON value that comes next and gives `read` its text; `None` if it is not
     /// valid JSON (or the file ends inside it).
     fn value<T>(&mut self, mut read: impl FnMut(&RawValue) -> T) -> io::Result<Option<T>> {
@@ -573,8 +599,18 @@ fn read_mapping<R: Read>(
 fn read_items<R: Read>(input: &mut Input<R>, sink: &mut ItemSink<'_, '_, '_>) -> io::Result<bool> {
     if !input.eat(b']')? {
         loop {
-            if input.value(|raw| sink.push(raw.get()))?.is_none() {
-                return Ok(false);
+            let streamed = if sink.converts_here() {
+                input.item()?
+            } else {
+                None
+            };
+            match streamed {
+                Some(converted) => sink.push_converted(converted),
+                None => {
+                    if input.value(|raw| sink.push(raw.get()))?.is_none() {
+                        return Ok(false);
+                    }
+                }
             }
             if input.eat(b']')? {
                 break;
@@ -702,13 +738,24 @@ impl<'a, 'scope, 'env> ItemSink<'a, 'scope, 'env> {
         self.mark.truncate(self.loaded);
     }
 
-    fn push(&mut self, item: &str) {
+    /// Whether the next item is converted on the spot, on this thread.
+    fn converts_here(&self) -> bool {
+        self.jobs.is_none() && (self.workers < 2 || self.seen < self.alone)
+    }
+
+    /// Adds an item converted on the spot.
+    fn push_converted(&mut self, converted: Converted) {
         self.seen += 1;
-        if self.jobs.is_none() && (self.workers < 2 || self.seen <= self.alone) {
-            self.pushed += 1;
-            self.add(vec![convert_json(item)]);
+        self.pushed += 1;
+        self.add(vec![converted]);
+    }
+
+    fn push(&mut self, item: &str) {
+        if self.converts_here() {
+            self.push_converted(convert_json(item));
             return;
         }
+        self.seen += 1;
         if self.batch.ends.is_empty() {
             self.batch.first = self.pushed;
         }
@@ -926,6 +973,114 @@ mod tests {
                 assert!(!reference.is_empty(), "{text}");
             }
         }
+    }
+
+    /// Items converted in one pass ([`Streamed`]) load exactly as the text reader loads them:
+    /// the example cluster printed as one List (as kubectl prints it, `apiVersion` and `kind`
+    /// first), and items that the pass leaves to [`convert_json`].
+    #[test]
+    fn items_read_in_one_pass_load_as_their_text() {
+        let mut items: Vec<(String, bool)> = Vec::new();
+        for (name, text) in super::super::EMBEDDED {
+            let documents: Vec<Value> = serde_saphyr::from_multiple(text).expect(name);
+            for document in documents.into_iter().filter(|d| !d.is_null()) {
+                let listed = match document.get("items") {
+                    Some(Value::Array(listed)) => listed.clone(),
+                    _ => vec![document],
+                };
+                for item in listed {
+                    // serde_json's mapping keeps its keys sorted: `apiVersion`, `kind`, ….
+                    let streams = item["kind"] != "StatefulSet";
+                    items.push((serde_json::to_string_pretty(&item).expect("JSON"), streams));
+                }
+            }
+        }
+        assert!(items.len() >= 20, "{}", items.len());
+        for (item, streams) in [
+            (
+                r#"{"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "k"}}"#,
+                true,
+            ),
+            (r#"{"apiVersion": "v1", "kind": "Pod"}"#, true),
+            (
+                r#"{"metadata": {"name": "m"}, "apiVersion": "v1", "kind": "Pod"}"#,
+                true,
+            ),
+            (
+                r#"{"apiVersion": 1, "kind": "Pod", "metadata": {"name": "n"}}"#,
+                false,
+            ),
+            (
+                r#"{"apiVersion": "v1", "kind": "Pod", "kind": "Service"}"#,
+                false,
+            ),
+            (
+                r#"{"apiVersion": "v1", "apiVersion": "v1", "kind": "Pod"}"#,
+                true,
+            ),
+            (
+                r#"{"kind": "Service", "kind": "Pod", "apiVersion": "v1"}"#,
+                false,
+            ),
+            (
+                r#"{"addressType": "IPv4", "kind": "EndpointSlice", "endpoints": [],
+                 "apiVersion": "discovery.k8s.io/v1", "metadata": {"name": "e"}}"#,
+                true,
+            ),
+            (
+                r#"{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": "e"}, "addressType": 4}"#,
+                false,
+            ),
+            (
+                r#"{"apiVersion": "v1", "kind": "Pod", "spec": {"hostname": 5}}"#,
+                false,
+            ),
+            (
+                r#"{"apiVersion": "v2", "kind": "Pod", "metadata": {"name": "v"}}"#,
+                false,
+            ),
+            (
+                r#"{"apiVersion": "apps/v1beta2", "kind": "StatefulSet"}"#,
+                false,
+            ),
+            (r#"{"apiVersion": "v1", "kind": "ConfigMap"}"#, false),
+            (r#"[1]"#, false),
+        ] {
+            items.push((item.to_owned(), streams));
+        }
+        for (item, streams) in &items {
+            let streamed = serde_json::from_str::<Streamed>(item);
+            assert_eq!(streamed.is_ok(), *streams, "{item}");
+            if let Ok(Streamed(converted)) = streamed {
+                let text = format!("{:?}", convert_json(item));
+                assert_eq!(format!("{converted:?}"), text, "{item}");
+            }
+        }
+
+        let texts: Vec<&str> = items.iter().map(|(item, _)| item.as_str()).collect();
+        let list = format!(
+            "{{\n\"apiVersion\": \"v1\",\n\"items\": [\n{}\n],\n\"kind\": \"List\"\n}}\n",
+            texts.join(",\n")
+        );
+        let source: Arc<str> = Arc::from("t.json");
+        let mut reference = Loaded::default();
+        parse_text(&mut reference, &source, &list);
+        for chunk in [64, CHUNK] {
+            let mut loaded = Loaded::default();
+            let input = Input::new(list.as_bytes(), chunk);
+            let read = read_chunks(input, &mut loaded, &source, (1, 0)).expect("memory");
+            assert!(read, "chunk {chunk}");
+            assert_eq!(loaded.objects, reference.objects, "chunk {chunk}");
+            let problems = |loaded: &Loaded| {
+                (loaded.problems.iter())
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(problems(&loaded), problems(&reference), "chunk {chunk}");
+        }
+        assert!(reference.objects.len() >= 20, "{}", reference.objects.len());
+        assert!(reference.problems.len() >= 5, "{:?}", reference.problems);
     }
 
     #[test]
