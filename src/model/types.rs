@@ -360,8 +360,14 @@ impl FromIterator<(String, String)> for Labels {
 }
 
 impl From<BTreeMap<String, String>> for Labels {
+    /// A map's keys are sorted and distinct already (what `k8s-openapi` gives): taken in order.
     fn from(labels: BTreeMap<String, String>) -> Self {
-        labels.into_iter().collect()
+        Self(
+            labels
+                .into_iter()
+                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+                .collect(),
+        )
     }
 }
 
@@ -653,6 +659,23 @@ mod tests {
             Arc::ptr_eq(name, &seen_name),
             "the port's name is the string seen before"
         );
+    }
+
+    #[test]
+    fn labels_from_a_map_are_those_collected_from_pairs() {
+        let pairs = [
+            ("tier", "db"),
+            ("app", "web"),
+            ("a.b/c", "x"),
+            ("app", "api"),
+        ];
+        let pairs = pairs.map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let map: BTreeMap<String, String> = pairs.clone().into_iter().collect();
+        let labels = Labels::from(map);
+        assert_eq!(labels, pairs.into_iter().collect::<Labels>());
+        assert_eq!(labels.get("app"), Some("api"));
+        assert_eq!(labels.get("a.b/c"), Some("x"));
+        assert_eq!(labels.get("b"), None);
     }
 
     #[test]
