@@ -402,7 +402,7 @@ pub fn convert_document(doc: Value) -> Result<Document, ConvertError> {
 /// deserialized. Anything out of the ordinary (an object that does not deserialize, an old
 /// apiVersion, a list) takes the value path, so errors read the same.
 pub fn convert_json(text: &str) -> Result<Document, ConvertError> {
-    if let Ok(Streamed(converted)) = serde_json::from_slice(text.as_bytes()) {
+    if let Ok(Streamed(converted)) = serde_json::from_str(text) {
         return converted;
     }
     let mut header = ObjectHeader::default();
@@ -420,7 +420,7 @@ pub fn convert_json(text: &str) -> Result<Document, ConvertError> {
         Class::Read {
             kind: ReadKind::StatefulSet,
             deprecated: None,
-        } => match serde_json::from_slice(text.as_bytes()) {
+        } => match serde_json::from_str(text) {
             Ok(sts) => {
                 statefulset(sts, header.had_selector()).map(|sts| Document::Object(sts.into()))
             }
@@ -523,12 +523,10 @@ impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Replay<'de
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         match self.value.take() {
-            // Read as the stream is (text in memory, as bytes), so that every field type
-            // is deserialized by one and the same code.
+            // Read as the stream is (from a `str`), so that every field type is deserialized
+            // by one and the same code.
             Some(value) => seed
-                .deserialize(&mut serde_json::Deserializer::from_slice(
-                    value.get().as_bytes(),
-                ))
+                .deserialize(&mut serde_json::Deserializer::from_str(value.get()))
                 .map_err(serde::de::Error::custom),
             None => self.rest.next_value_seed(seed),
         }
