@@ -615,8 +615,6 @@ struct ObjectHeader {
     namespace: Option<String>,
     has_items: bool,
     spec: SpecHeader,
-    /// Reading stopped at `kind` and `apiVersion`: they name a kind read without further ado.
-    settled: bool,
 }
 
 /// What `lenient_statefulset` needs to know of `spec`.
@@ -658,9 +656,9 @@ impl ObjectHeader {
     }
 }
 
-/// Fills an [`ObjectHeader`]; gives whether the document is a mapping. Stops with an error (and
-/// `settled` set) once [`ObjectHeader::settles`]: such a document is read by [`Streamed`], and
-/// comes here only when it does not deserialize.
+/// Fills an [`ObjectHeader`]; gives whether the document is a mapping. Stops with an error once
+/// [`ObjectHeader::settles`]: such a document is read by [`Streamed`], and comes here only when
+/// it does not deserialize, for the value path to name what failed.
 struct HeaderSeed<'a>(&'a mut ObjectHeader);
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
@@ -697,7 +695,6 @@ impl<'de> serde::de::Visitor<'de> for HeaderSeed<'_> {
                 }
             }
             if key.is_some_and(|k| k < 2) && header.settles() {
-                header.settled = true;
                 return Err(serde::de::Error::custom("settled"));
             }
         }
